@@ -1,0 +1,1 @@
+//! The TrainingRun custom resource.
