@@ -1,4 +1,26 @@
 //! The TrainingRun custom resource (`kubetrain.dev/v1alpha1`): types, schema and pure
 //! validation. This crate does no I/O; every other kubetrain crate depends on it.
+//!
+//! - [`spec`]: what to train ([`TrainingRunSpec`]).
+//! - [`status`]: what happened ([`TrainingRunStatus`]).
+//! - [`crd`]: the CustomResourceDefinition with its CEL rules, and a structural-schema check.
+//! - [`exit_code`]: the trainer's exit codes, shared by everything that runs it.
 
+pub mod crd;
 pub mod exit_code;
+pub mod spec;
+pub mod status;
+
+pub use crd::{crd, crd_yaml};
+pub use spec::{
+    Algorithm, AlgorithmRef, DataFormat, DatasetSpec, LogisticRegression, OutputSpec,
+    SecretReference, StorageSpec, TrainingRun, TrainingRunSpec,
+};
+pub use status::{
+    DatasetSummary, Metrics, ModelRef, Phase, Progress, TrainingRunStatus, condition,
+};
+
+/// API group of every kubetrain resource.
+pub const GROUP: &str = "kubetrain.dev";
+/// Version of the TrainingRun API.
+pub const VERSION: &str = "v1alpha1";

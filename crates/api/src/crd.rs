@@ -1,0 +1,155 @@
+//! The CustomResourceDefinition: the derived one plus the rules the derive cannot express
+//! (spec immutability, one-way cancel), and a check that the schema is structural.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use serde_json::{Value, json};
+
+use crate::TrainingRun;
+
+/// Spec fields that may change after creation; every other spec field is immutable.
+pub const MUTABLE_SPEC_FIELDS: [&str; 2] = ["suspend", "cancel"];
+
+/// Errors building the CRD.
+#[derive(Debug, thiserror::Error)]
+pub enum CrdError {
+    /// The derived CRD did not have the expected shape (a bug in this crate).
+    #[error("the derived CRD has no {0}")]
+    Shape(&'static str),
+    /// The CRD could not be converted to or from JSON/YAML.
+    #[error("cannot serialize the CRD: {0}")]
+    Serialize(String),
+}
+
+/// The TrainingRun CRD as applied to a cluster.
+pub fn crd() -> Result<CustomResourceDefinition, CrdError> {
+    let mut value =
+        serde_json::to_value(TrainingRun::crd()).map_err(|e| CrdError::Serialize(e.to_string()))?;
+    let spec = value
+        .pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
+        .ok_or(CrdError::Shape("spec schema"))?;
+    add_spec_transition_rules(spec)?;
+    serde_json::from_value(value).map_err(|e| CrdError::Serialize(e.to_string()))
+}
+
+/// The CRD as YAML, exactly as committed at `deploy/crds/trainingruns.kubetrain.dev.yaml`.
+pub fn crd_yaml() -> Result<String, CrdError> {
+    serde_yaml::to_string(&crd()?).map_err(|e| CrdError::Serialize(e.to_string()))
+}
+
+/// Immutability of every spec field but [`MUTABLE_SPEC_FIELDS`], and `cancel` one-way.
+///
+/// The rules are generated from the schema's own property list, so a field added later is
+/// immutable without anyone remembering to say so. Each rule also catches an optional field
+/// being added or removed, which a field-level `self == oldSelf` rule would not see.
+fn add_spec_transition_rules(spec: &mut Value) -> Result<(), CrdError> {
+    let fields: Vec<String> = spec
+        .get("properties")
+        .and_then(Value::as_object)
+        .ok_or(CrdError::Shape("spec properties"))?
+        .keys()
+        .filter(|name| !MUTABLE_SPEC_FIELDS.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    let mut rules: Vec<Value> = fields
+        .iter()
+        .map(|field| {
+            json!({
+                "rule": format!(
+                    "has(self.{field}) == has(oldSelf.{field}) && (!has(self.{field}) || self.{field} == oldSelf.{field})"
+                ),
+                "message": format!(
+                    "spec.{field} is immutable: only spec.suspend and spec.cancel may change after creation; create a new TrainingRun to train with other settings"
+                ),
+                "fieldPath": format!(".{field}"),
+                "reason": "FieldValueForbidden",
+            })
+        })
+        .collect();
+    rules.push(json!({
+        "rule": "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+        "message": "spec.cancel cannot be set back to false once true",
+        "fieldPath": ".cancel",
+        "reason": "FieldValueForbidden",
+    }));
+    let object = spec.as_object_mut().ok_or(CrdError::Shape("spec object"))?;
+    let existing = object
+        .entry("x-kubernetes-validations")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    existing
+        .as_array_mut()
+        .ok_or(CrdError::Shape("spec validations list"))?
+        .extend(rules);
+    Ok(())
+}
+
+/// Every way `schema` breaks the rules of a structural schema (the API server rejects a CRD
+/// whose schema is not structural): `$ref`, a node without `type` (unless it is
+/// int-or-string or preserves unknown fields), an int-or-string with a type, or `oneOf`/`anyOf`/`allOf`/`not` whose branches
+/// declare types or defaults. An empty result means structural. Paths are JSON pointers.
+pub fn structural_violations(schema: &Value) -> Vec<String> {
+    let mut violations = Vec::new();
+    check_node(schema, "", false, &mut violations);
+    violations
+}
+
+fn check_node(node: &Value, path: &str, in_junctor: bool, out: &mut Vec<String>) {
+    let Some(object) = node.as_object() else {
+        out.push(format!("{path}: schema node is not an object"));
+        return;
+    };
+    if object.contains_key("$ref") {
+        out.push(format!("{path}: $ref is not allowed"));
+    }
+    let has_type = object.contains_key("type");
+    let int_or_string = object.get("x-kubernetes-int-or-string") == Some(&Value::Bool(true));
+    let preserve = object.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    if int_or_string && has_type {
+        out.push(format!(
+            "{path}: x-kubernetes-int-or-string must not declare a type"
+        ));
+    }
+    if in_junctor {
+        for forbidden in [
+            "type",
+            "default",
+            "additionalProperties",
+            "nullable",
+            "description",
+        ] {
+            if object.contains_key(forbidden) {
+                out.push(format!(
+                    "{path}: `{forbidden}` inside oneOf/anyOf/allOf/not"
+                ));
+            }
+        }
+    } else if !has_type && !int_or_string && !preserve {
+        out.push(format!("{path}: no type"));
+    }
+    for junctor in ["oneOf", "anyOf", "allOf"] {
+        if let Some(branches) = object.get(junctor).and_then(Value::as_array) {
+            for (i, branch) in branches.iter().enumerate() {
+                check_node(branch, &format!("{path}/{junctor}/{i}"), true, out);
+            }
+        }
+    }
+    if let Some(not) = object.get("not") {
+        check_node(not, &format!("{path}/not"), true, out);
+    }
+    if let Some(properties) = object.get("properties").and_then(Value::as_object) {
+        for (name, child) in properties {
+            check_node(child, &format!("{path}/properties/{name}"), in_junctor, out);
+        }
+    }
+    if let Some(items) = object.get("items") {
+        check_node(items, &format!("{path}/items"), in_junctor, out);
+    }
+    if let Some(additional) = object.get("additionalProperties").filter(|v| v.is_object()) {
+        check_node(
+            additional,
+            &format!("{path}/additionalProperties"),
+            in_junctor,
+            out,
+        );
+    }
+}

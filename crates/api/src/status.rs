@@ -1,0 +1,190 @@
+//! `TrainingRun.status`: what happened, written by the controller (phase, conditions, job) and by
+//! the trainer (progress and results), each with server-side apply under its own field manager.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Condition types of a TrainingRun (metav1.Condition style: status True, False or Unknown).
+pub mod condition {
+    /// The spec passed validation and the run was turned into a Job.
+    pub const ACCEPTED: &str = "Accepted";
+    /// The run is suspended (by `spec.suspend` or a queue such as Kueue).
+    pub const SUSPENDED: &str = "Suspended";
+    /// A training container is running.
+    pub const RUNNING: &str = "Running";
+    /// Training finished successfully. Terminal.
+    pub const COMPLETE: &str = "Complete";
+    /// The run failed or was cancelled; the reason says which. Terminal.
+    pub const FAILED: &str = "Failed";
+    /// The model and its summary are in storage and `status.model` points at them.
+    pub const MODEL_READY: &str = "ModelReady";
+}
+
+/// The observed state of a TrainingRun.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainingRunStatus {
+    /// Where the run is in its life, derived from the conditions: Pending, Queued, Running,
+    /// Succeeded, Failed or Cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// The latest observations of the run's state: Accepted, Suspended, Running, Complete,
+    /// Failed and ModelReady.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The `metadata.generation` this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The algorithm being trained, e.g. `logisticRegression`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+
+    /// Name of the Job that trains this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+
+    /// When training first started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+
+    /// When the run finished (Succeeded, Failed or Cancelled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+
+    /// Training attempts started so far, retries included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i32>,
+
+    /// Progress of the current attempt, written by the trainer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+
+    /// Quality of the model on the validation data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
+
+    /// The trained model in storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelRef>,
+
+    /// What the trainer read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetSummary>,
+
+    /// A human-readable explanation of the phase: why the run is waiting or why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Phase of a TrainingRun: Pending (accepted, waiting to start), Queued (suspended or waiting
+/// in a queue), Running, Succeeded (the model is stored), Failed (`message` says why) or
+/// Cancelled (stopped by `spec.cancel`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    // No doc comments on variants: schemars would emit a `oneOf`, which is not structural.
+    Pending,
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl Phase {
+    /// Succeeded, Failed and Cancelled are final: nothing changes the run afterwards.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+
+    /// The name as written in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Queued => "Queued",
+            Self::Running => "Running",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// Progress of the solver, updated at most every few seconds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Solver iterations done.
+    pub iteration: u64,
+    /// Upper bound on iterations (`maxIterations`); the solver may converge earlier.
+    pub total: u64,
+    /// `iteration / total` in percent; 100 once training finished.
+    pub percent: f64,
+    /// Training loss (mean log loss plus penalty) at the last iteration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// Estimate of the seconds left at the current speed, assuming all iterations run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_remaining_seconds: Option<f64>,
+    /// When this progress was observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<Time>,
+}
+
+/// Quality of the trained model on the validation data.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    /// Fraction of validation rows classified correctly, in [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<f64>,
+    /// Mean log loss (cross-entropy) on the validation rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_loss: Option<f64>,
+    /// Unweighted mean of the per-class F1 scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub macro_f1: Option<f64>,
+    /// Rows the metrics were computed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_rows: Option<u64>,
+    /// Training loss at the solution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_loss: Option<f64>,
+    /// Solver iterations used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u64>,
+    /// Whether the solver met its tolerance before `maxIterations`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converged: Option<bool>,
+}
+
+/// The trained model in object storage.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRef {
+    /// Where the model is, e.g. `s3://models/churn/model.json`.
+    pub uri: String,
+    /// SHA-256 of the model file, lowercase hex.
+    pub sha256: String,
+    /// Size of the model file in bytes.
+    pub bytes: u64,
+}
+
+/// What the trainer read.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetSummary {
+    /// Data rows read (header excluded).
+    pub rows: u64,
+    /// Feature columns used.
+    pub features: u64,
+    /// Distinct class labels.
+    pub classes: u64,
+    /// SHA-256 of the bytes read, lowercase hex: the data's fingerprint.
+    pub sha256: String,
+}
