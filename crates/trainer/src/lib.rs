@@ -1,1 +1,26 @@
-//! Training.
+//! Training: read a CSV dataset from object storage, fit a logistic-regression model, write
+//! the model and a summary back, and report progress while doing it.
+//!
+//! The entry points are [`train`] and [`predict`]; the modules are the concepts they are made
+//! of. Nothing here knows about Kubernetes: progress leaves through [`ProgressSink`], failures
+//! through [`TrainError`], whose [`ErrorClass`] maps to the exit codes in
+//! `kubetrain_api::exit_code`.
+
+pub mod data;
+pub mod error;
+pub mod labels;
+pub mod location;
+pub mod metrics;
+pub mod model;
+pub mod pipeline;
+pub mod progress;
+pub mod scaler;
+pub mod solver;
+pub mod split;
+
+pub use error::{DataError, ErrorClass, TrainError};
+pub use pipeline::{
+    PredictConfig, Predictions, TrainConfig, TrainSummary, Validation, predict, train,
+};
+pub use progress::{Progress, ProgressSink};
+pub use solver::{FitParams, SolverKind};

@@ -1,0 +1,268 @@
+//! Where data and models live: a URI turned into an `object_store` store plus a path.
+//!
+//! Accepted forms:
+//! - `s3://bucket/key`: Amazon S3 or any S3-compatible server. Region, credentials and endpoint
+//!   come from the standard environment variables (`AWS_ACCESS_KEY_ID`,
+//!   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`/`AWS_DEFAULT_REGION`,
+//!   `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`). Requests are path-style (`endpoint/bucket/key`),
+//!   which every S3-compatible server accepts, unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`.
+//! - `file:///absolute/path` and plain paths (relative to the working directory).
+//!
+//! # Caveats
+//! Retries are bounded (3 retries, 30 s in all) so that an unreachable server surfaces as a
+//! transient error quickly; the Job's `backoffLimit` is the outer retry loop.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
+
+use crate::error::TrainError;
+
+/// A parsed location: which store, and which object in it.
+#[derive(Debug, Clone)]
+pub struct Location {
+    uri: String,
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+}
+
+impl Location {
+    /// Parse `uri`; `field` names the flag or spec field it came from, for error messages.
+    pub fn parse(field: &'static str, uri: &str) -> Result<Self, TrainError> {
+        let invalid = |reason: String| TrainError::InvalidLocation {
+            field,
+            uri: uri.to_string(),
+            reason,
+        };
+        if uri.trim().is_empty() {
+            return Err(invalid(
+                "it is empty; give a path, file:// or s3:// URI".into(),
+            ));
+        }
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(invalid("no bucket name; expected s3://bucket/key".into()));
+            }
+            let store = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(RetryConfig {
+                    backoff: BackoffConfig::default(),
+                    max_retries: 3,
+                    retry_timeout: Duration::from_secs(30),
+                })
+                .with_client_options(
+                    ClientOptions::new().with_connect_timeout(Duration::from_secs(5)),
+                )
+                .build()
+                .map_err(|e| invalid(format!("cannot configure S3 access: {e}")))?;
+            let path = Path::parse(key.trim_matches('/'))
+                .map_err(|e| invalid(format!("bad object key: {e}")))?;
+            return Ok(Location {
+                uri: uri.to_string(),
+                store: Arc::new(store),
+                path,
+            });
+        }
+        let local = if let Some(rest) = uri.strip_prefix("file://") {
+            if !rest.starts_with('/') {
+                return Err(invalid(
+                    "file:// URIs need an absolute path, e.g. file:///data/train.csv".into(),
+                ));
+            }
+            std::path::PathBuf::from(rest)
+        } else if uri.contains("://") {
+            return Err(invalid(
+                "unsupported scheme; use s3://, file:// or a plain path".into(),
+            ));
+        } else {
+            std::path::absolute(uri)
+                .map_err(|e| invalid(format!("cannot make the path absolute: {e}")))?
+        };
+        let path = Path::from_absolute_path(normalize(&local))
+            .map_err(|e| invalid(format!("bad local path: {e}")))?;
+        Ok(Location {
+            uri: uri.to_string(),
+            store: Arc::new(LocalFileSystem::new()),
+            path,
+        })
+    }
+
+    /// The URI as given.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The object `name` under this location taken as a prefix ("directory").
+    pub fn child(&self, name: &str) -> Location {
+        Location {
+            uri: format!("{}/{name}", self.uri.trim_end_matches('/')),
+            store: Arc::clone(&self.store),
+            path: self.path.clone().join(name),
+        }
+    }
+
+    /// Read the whole object.
+    ///
+    /// # Errors
+    /// [`TrainError::NotFound`] / [`TrainError::AccessDenied`] (bad input) or
+    /// [`TrainError::Read`] (transient).
+    pub async fn read(&self) -> Result<Bytes, TrainError> {
+        let result = match self.store.get(&self.path).await {
+            Ok(result) => result.bytes().await,
+            Err(e) => Err(e),
+        };
+        result.map_err(|e| self.classify(e, |uri, source| TrainError::Read { uri, source }))
+    }
+
+    /// Write the whole object (atomically on both stores: S3 PUT, local temp file + rename).
+    pub async fn write(&self, bytes: Bytes) -> Result<(), TrainError> {
+        self.store
+            .put(&self.path, PutPayload::from(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.classify(e, |uri, source| TrainError::Write { uri, source }))
+    }
+
+    /// Delete the object; a missing object is not an error.
+    pub async fn delete(&self) -> Result<(), TrainError> {
+        match self.store.delete(&self.path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.classify(e, |uri, source| TrainError::Write { uri, source })),
+        }
+    }
+
+    fn classify(
+        &self,
+        error: object_store::Error,
+        otherwise: impl FnOnce(String, object_store::Error) -> TrainError,
+    ) -> TrainError {
+        let uri = self.uri.clone();
+        match error {
+            e @ object_store::Error::NotFound { .. } => TrainError::NotFound { uri, source: e },
+            e @ (object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }) => {
+                TrainError::AccessDenied { uri, source: e }
+            }
+            e => otherwise(uri, e),
+        }
+    }
+}
+
+/// Resolve `.` and `..` lexically (object_store paths refuse them; the file need not exist).
+fn normalize(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Run an async storage operation to completion from synchronous code.
+///
+/// The future runs on a fresh single-threaded runtime in a scoped thread, so this works both
+/// from plain threads and from inside another Tokio runtime (where a nested `block_on` would
+/// panic). Storage I/O is a handful of large requests, so the extra thread costs nothing.
+pub fn block_on<T: Send>(
+    future: impl Future<Output = Result<T, TrainError>> + Send,
+) -> Result<T, TrainError> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| TrainError::Internal(format!("cannot start an I/O runtime: {e}")))?
+                    .block_on(future)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(TrainError::Internal("the I/O thread panicked".into())))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::error::ErrorClass;
+
+    #[test]
+    fn local_roundtrip_and_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let prefix = Location::parse("--out", dir.path().join("run").to_str().unwrap()).unwrap();
+        let model = prefix.child("model.json");
+        assert!(model.uri().ends_with("/run/model.json"));
+        block_on(model.write(Bytes::from_static(b"{}"))).unwrap();
+        assert_eq!(block_on(model.read()).unwrap().as_ref(), b"{}");
+        block_on(model.delete()).unwrap();
+        block_on(model.delete()).unwrap();
+        let error = block_on(model.read()).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::BadInput);
+        assert!(error.to_string().contains("not found"), "{error}");
+    }
+
+    #[test]
+    fn file_uri_and_relative_paths_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.csv");
+        std::fs::write(&file, "x\n").unwrap();
+        let uri = format!("file://{}", file.display());
+        assert_eq!(
+            block_on(Location::parse("--data", &uri).unwrap().read())
+                .unwrap()
+                .as_ref(),
+            b"x\n"
+        );
+        assert!(Location::parse("--data", "relative/path.csv").is_ok());
+        let dotted = format!("{}/sub/../a.csv", dir.path().display());
+        assert_eq!(
+            block_on(Location::parse("--data", &dotted).unwrap().read())
+                .unwrap()
+                .as_ref(),
+            b"x\n"
+        );
+    }
+
+    #[test]
+    fn bad_uris_are_bad_input_naming_the_field() {
+        for uri in [
+            "",
+            "s3://",
+            "s3:///key",
+            "http://example/x",
+            "file://relative",
+        ] {
+            let error = Location::parse("--data", uri).unwrap_err();
+            assert_eq!(error.class(), ErrorClass::BadInput, "{uri}");
+            assert!(error.to_string().starts_with("--data:"), "{error}");
+        }
+    }
+
+    #[test]
+    fn s3_uri_parses_bucket_and_prefix() {
+        let location = Location::parse("--out", "s3://models/churn/").unwrap();
+        assert_eq!(
+            location.child("model.json").uri(),
+            "s3://models/churn/model.json"
+        );
+        assert_eq!(
+            location.child("model.json").path.as_ref(),
+            "churn/model.json"
+        );
+    }
+}

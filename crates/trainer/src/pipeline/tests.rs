@@ -1,0 +1,315 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::path::Path;
+
+use super::*;
+use crate::error::ErrorClass;
+use crate::progress::NoProgress;
+use crate::solver::{FitParams, SolverKind};
+
+fn dataset(name: &str) -> String {
+    format!("{}/../../tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn config(data: &str, out: &Path) -> TrainConfig {
+    TrainConfig {
+        data: data.to_string(),
+        label_column: "label".into(),
+        feature_columns: None,
+        validation: Validation::Fraction {
+            fraction: 0.2,
+            seed: 7,
+        },
+        output: out.to_str().unwrap().to_string(),
+        solver: SolverKind::Lbfgs,
+        params: FitParams {
+            max_iterations: 200,
+            l2_penalty: 1.0,
+            tolerance: 1e-4,
+        },
+        threads: Some(2),
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn trains_writes_model_and_summary_then_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let summary = train(
+        &config(&dataset("breast_cancer_train.csv"), &out),
+        &NoProgress,
+    )
+    .unwrap();
+    let mut files = files_in(&out);
+    files.sort();
+    assert_eq!(files, ["model.json", "summary.json"]);
+    assert_eq!(summary.dataset.fingerprint.rows, 455);
+    assert_eq!(summary.dataset.validation_rows, 91);
+    assert_eq!(summary.dataset.train_rows, 364);
+    assert_eq!(summary.dataset.classes, ["0", "1"]);
+    assert_eq!(summary.evaluated_on, "validation");
+    assert!(summary.metrics.accuracy > 0.9, "{:?}", summary.metrics);
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(written["dataset"]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(written["model"]["sha256"], summary.model.sha256);
+    assert!(written["timings"]["fitSeconds"].as_f64().unwrap() > 0.0);
+
+    let predictions = predict(&PredictConfig {
+        model: out.join("model.json").to_str().unwrap().into(),
+        data: dataset("breast_cancer_test.csv"),
+        label_column: None,
+        threads: None,
+    })
+    .unwrap();
+    assert_eq!(predictions.predicted.len(), 114);
+    assert!(
+        predictions.accuracy.unwrap() >= 0.95,
+        "{:?}",
+        predictions.accuracy
+    );
+}
+
+#[test]
+fn same_seed_gives_the_same_model_on_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut one = config(&dataset("digits_train.csv"), &dir.path().join("a"));
+    one.threads = Some(1);
+    let mut two = config(&dataset("digits_train.csv"), &dir.path().join("b"));
+    two.threads = Some(2);
+    train(&one, &NoProgress).unwrap();
+    train(&two, &NoProgress).unwrap();
+    let a = std::fs::read(dir.path().join("a/model.json")).unwrap();
+    let b = std::fs::read(dir.path().join("b/model.json")).unwrap();
+    assert!(a == b, "models differ between 1 and 2 threads");
+    let mut other = config(&dataset("digits_train.csv"), &dir.path().join("c"));
+    other.validation = Validation::Fraction {
+        fraction: 0.2,
+        seed: 8,
+    };
+    let c = train(&other, &NoProgress).unwrap();
+    assert_ne!(std::fs::read(dir.path().join("c/model.json")).unwrap(), a);
+    assert_eq!(c.dataset.validation_rows, 287);
+}
+
+#[test]
+fn validation_file_and_fraction_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut with_file = config(&dataset("digits_train.csv"), &dir.path().join("v"));
+    with_file.validation = Validation::Data {
+        uri: dataset("digits_test.csv"),
+    };
+    let summary = train(&with_file, &NoProgress).unwrap();
+    assert_eq!(summary.dataset.train_rows, 1437);
+    assert_eq!(summary.validation_dataset.as_ref().unwrap().rows, 360);
+    assert!(
+        summary.metrics.accuracy >= 0.956,
+        "{}",
+        summary.metrics.accuracy
+    );
+    assert_eq!(summary.metrics.confusion_matrix.len(), 10);
+
+    let mut everything = config(&dataset("breast_cancer_train.csv"), &dir.path().join("z"));
+    everything.validation = Validation::Fraction {
+        fraction: 0.0,
+        seed: 0,
+    };
+    let summary = train(&everything, &NoProgress).unwrap();
+    assert_eq!(summary.dataset.train_rows, 455);
+    assert_eq!(summary.evaluated_on, "training");
+    assert!(summary.metrics.accuracy > 0.97);
+}
+
+#[test]
+fn string_labels_and_feature_selection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("noise,x,kind,id\n");
+    for i in 0..200 {
+        let x = i as f64 / 10.0 - 10.0;
+        let kind = if x + (i % 7) as f64 * 0.3 > 0.0 {
+            "dog"
+        } else {
+            "cat"
+        };
+        csv.push_str(&format!("{},{x},{kind},row{i}\n", (i * 37) % 11));
+    }
+    let data = dir.path().join("pets.csv");
+    std::fs::write(&data, csv).unwrap();
+    let mut cfg = config(data.to_str().unwrap(), &dir.path().join("out"));
+    cfg.label_column = "kind".into();
+    cfg.feature_columns = Some(vec!["x".into()]);
+    let summary = train(&cfg, &NoProgress).unwrap();
+    assert_eq!(summary.dataset.classes, ["cat", "dog"]);
+    assert_eq!(summary.dataset.features, ["x"]);
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/model.json")).unwrap()).unwrap();
+    assert_eq!(model["labelKind"], "string");
+    let predictions = predict(&PredictConfig {
+        model: dir.path().join("out/model.json").to_str().unwrap().into(),
+        data: data.to_str().unwrap().into(),
+        label_column: Some("kind".into()),
+        threads: Some(1),
+    })
+    .unwrap();
+    assert!(predictions.accuracy.unwrap() > 0.9);
+}
+
+/// Each bad input: the error class, words the message must contain, and nothing written.
+#[test]
+fn bad_inputs_fail_as_bad_input_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, &str, Vec<&str>)> = vec![
+        ("empty.csv", "", vec!["empty"]),
+        ("header_only.csv", "a,label\n", vec!["no data rows"]),
+        (
+            "no_label.csv",
+            "a,b\n1,2\n3,4\n",
+            vec!["label column 'label'", "available columns: a, b"],
+        ),
+        (
+            "text.csv",
+            "a,b,label\n1,2,0\n3,abc,1\n",
+            vec!["row 2 (line 3)", "column 'b'", "'abc'"],
+        ),
+        (
+            "nan.csv",
+            "a,label\n1,0\nNaN,1\n",
+            vec!["row 2", "column 'a'", "NaN"],
+        ),
+        (
+            "inf.csv",
+            "a,label\n1,0\n-inf,1\n",
+            vec!["row 2", "column 'a'", "finite"],
+        ),
+        (
+            "single.csv",
+            "a,label\n1,3\n2,3\n3,3\n",
+            vec!["single class '3'"],
+        ),
+        (
+            "ragged.csv",
+            "a,label\n1,0\n2\n",
+            vec!["row 2", "1 fields", "header has 2"],
+        ),
+    ];
+    for (name, content, words) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let out = dir.path().join(format!("out-{name}"));
+        let error = train(&config(path.to_str().unwrap(), &out), &NoProgress).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::BadInput, "{name}: {error}");
+        let message = error.to_string();
+        for word in words {
+            assert!(message.contains(word), "{name}: '{message}' lacks '{word}'");
+        }
+        assert!(files_in(&out).is_empty(), "{name}: output written");
+    }
+    let missing = train(
+        &config(
+            &dir.path().join("nope.csv").to_string_lossy(),
+            &dir.path().join("o"),
+        ),
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert_eq!(missing.class(), ErrorClass::BadInput);
+    assert!(missing.to_string().contains("not found"), "{missing}");
+}
+
+#[test]
+fn invalid_parameters_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = config(&dataset("breast_cancer_train.csv"), dir.path());
+    let mut cases = Vec::new();
+    let mut c = base.clone();
+    c.validation = Validation::Fraction {
+        fraction: 1.0,
+        seed: 0,
+    };
+    cases.push((c, "--validation-fraction"));
+    let mut c = base.clone();
+    c.params.l2_penalty = -1.0;
+    cases.push((c, "--l2-penalty"));
+    let mut c = base.clone();
+    c.params.tolerance = 0.0;
+    cases.push((c, "--tolerance"));
+    let mut c = base.clone();
+    c.params.max_iterations = 0;
+    cases.push((c, "--max-iterations"));
+    let mut c = base.clone();
+    c.feature_columns = Some(vec!["f0".into(), "f0".into()]);
+    cases.push((c, "--feature-columns"));
+    let mut c = base.clone();
+    c.feature_columns = Some(vec!["f0".into(), "nope".into()]);
+    cases.push((c, "feature column 'nope'"));
+    let mut c = base;
+    c.output = "ftp://host/x".into();
+    cases.push((c, "--out"));
+    for (cfg, word) in cases {
+        let error = train(&cfg, &NoProgress).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::BadInput, "{error}");
+        assert!(error.to_string().contains(word), "'{error}' lacks '{word}'");
+    }
+}
+
+#[test]
+fn class_only_in_validation_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.csv"), "a,label\n1,0\n2,1\n3,0\n").unwrap();
+    std::fs::write(dir.path().join("v.csv"), "a,label\n1,0\n2,2\n").unwrap();
+    let mut cfg = config(
+        &dir.path().join("t.csv").to_string_lossy(),
+        &dir.path().join("o"),
+    );
+    cfg.validation = Validation::Data {
+        uri: dir.path().join("v.csv").to_string_lossy().into(),
+    };
+    let error = train(&cfg, &NoProgress).unwrap_err();
+    assert!(error.to_string().contains("class '2'"), "{error}");
+    assert!(files_in(&dir.path().join("o")).is_empty());
+}
+
+#[test]
+fn failed_summary_write_removes_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // A directory where summary.json should go makes that one write fail.
+    std::fs::create_dir_all(out.join("summary.json").join("blocker")).unwrap();
+    let error = train(
+        &config(&dataset("breast_cancer_train.csv"), &out),
+        &NoProgress,
+    )
+    .unwrap_err();
+    assert_ne!(error.class(), ErrorClass::BadInput, "{error}");
+    assert!(
+        !out.join("model.json").exists(),
+        "model left behind after {error}"
+    );
+}
+
+#[test]
+fn predict_rejects_a_file_that_is_not_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("model.json");
+    std::fs::write(&fake, "{\"format\": \"other\"}").unwrap();
+    let error = predict(&PredictConfig {
+        model: fake.to_string_lossy().into(),
+        data: dataset("breast_cancer_test.csv"),
+        label_column: None,
+        threads: None,
+    })
+    .unwrap_err();
+    assert_eq!(error.class(), ErrorClass::BadInput);
+    assert!(
+        error.to_string().contains("not a usable kubetrain model"),
+        "{error}"
+    );
+}
