@@ -29,6 +29,10 @@ pub fn crd() -> Result<CustomResourceDefinition, CrdError> {
         .pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
         .ok_or(CrdError::Shape("spec schema"))?;
     add_spec_transition_rules(spec)?;
+    let root = value
+        .pointer_mut("/spec/versions/0/schema/openAPIV3Schema")
+        .ok_or(CrdError::Shape("root schema"))?;
+    tidy_for_the_api_server(root);
     serde_json::from_value(value).map_err(|e| CrdError::Serialize(e.to_string()))
 }
 
@@ -81,6 +85,47 @@ fn add_spec_transition_rules(spec: &mut Value) -> Result<(), CrdError> {
         .ok_or(CrdError::Shape("spec validations list"))?
         .extend(rules);
     Ok(())
+}
+
+/// Adapt what schemars emits to what the API server and `kubectl explain` expect:
+/// - `uint32`/`uint64` are not Kubernetes formats (the API server warns on each apply); the
+///   bounds already say "not negative", so they become `int64`.
+/// - Doc comments keep their line breaks, which `kubectl explain` prints mid-sentence; single
+///   line breaks are joined, paragraph breaks kept.
+fn tidy_for_the_api_server(node: &mut Value) {
+    match node {
+        Value::Object(object) => {
+            if let Some(Value::String(format)) = object.get_mut("format") {
+                if format == "uint32" || format == "uint64" {
+                    *format = "int64".to_owned();
+                }
+            }
+            if let Some(Value::String(description)) = object.get_mut("description") {
+                *description = join_wrapped_lines(description);
+            }
+            for (key, child) in object.iter_mut() {
+                // `default` and `example` hold data, not schema.
+                if key != "default" && key != "example" {
+                    tidy_for_the_api_server(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(tidy_for_the_api_server),
+        _ => {}
+    }
+}
+
+fn join_wrapped_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .split('\n')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// Every way `schema` breaks the rules of a structural schema (the API server rejects a CRD

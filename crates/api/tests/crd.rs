@@ -243,3 +243,24 @@ fn committed_crd_matches_the_code() {
          cargo run -p kubetrain -- crd > deploy/crds/trainingruns.kubetrain.dev.yaml"
     );
 }
+
+#[test]
+fn formats_are_kubernetes_formats_and_descriptions_read_as_prose() {
+    let yaml = crd_yaml().unwrap();
+    assert!(
+        !yaml.contains("uint32") && !yaml.contains("uint64"),
+        "non-Kubernetes int format"
+    );
+    let spec = root_schema()["properties"]["spec"].clone();
+    let uri = spec["properties"]["dataset"]["properties"]["uri"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        !uri.contains('\n'),
+        "wrapped doc comment kept its line break: {uri:?}"
+    );
+    assert!(
+        uri.contains("absolute path on the trainer's filesystem"),
+        "{uri}"
+    );
+}
