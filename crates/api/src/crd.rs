@@ -95,10 +95,10 @@ fn add_spec_transition_rules(spec: &mut Value) -> Result<(), CrdError> {
 fn tidy_for_the_api_server(node: &mut Value) {
     match node {
         Value::Object(object) => {
-            if let Some(Value::String(format)) = object.get_mut("format") {
-                if format == "uint32" || format == "uint64" {
-                    *format = "int64".to_owned();
-                }
+            if let Some(Value::String(format)) = object.get_mut("format")
+                && (format == "uint32" || format == "uint64")
+            {
+                *format = "int64".to_owned();
             }
             if let Some(Value::String(description)) = object.get_mut("description") {
                 *description = join_wrapped_lines(description);
