@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod logging;
+mod train;
 
 /// Model training behind an API, the Kubernetes way.
 #[derive(Debug, Parser)]
@@ -19,6 +20,10 @@ struct Cli {
 enum Command {
     /// Print the TrainingRun CustomResourceDefinition as YAML.
     Crd,
+    /// Train a model on a CSV dataset and write it and its summary to storage.
+    Train(train::TrainArgs),
+    /// Predict a CSV dataset with a trained model (CSV to stdout).
+    Predict(train::PredictArgs),
 }
 
 #[tokio::main]
@@ -27,6 +32,8 @@ async fn main() -> ExitCode {
     logging::init();
     match cli.command {
         Command::Crd => print_crd(),
+        Command::Train(args) => train::train(args),
+        Command::Predict(args) => train::predict(args),
     }
 }
 

@@ -1,0 +1,279 @@
+//! `kubetrain train` and `kubetrain predict`: flags (and `KUBETRAIN_*` environment variables,
+//! which is how the Kubernetes Job passes them) wired to `kubetrain_trainer`.
+//!
+//! Exit codes follow `kubetrain_api::exit_code`: 0 success, 65 bad input (retrying cannot
+//! help), 75 transient (storage unreachable; retry), 1 internal, 2 usage. Errors are printed
+//! to stderr as `error: <what is wrong and what would be valid>`.
+
+use std::io::{self, BufWriter, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use kubetrain_api::exit_code;
+use kubetrain_trainer::progress::{JsonLines, NoProgress, Text};
+use kubetrain_trainer::{
+    FitParams, PredictConfig, ProgressSink, SolverKind, TrainConfig, TrainError, TrainSummary,
+    Validation,
+};
+
+/// Validation fraction used when neither a fraction nor a validation file is given.
+const DEFAULT_VALIDATION_FRACTION: f64 = 0.2;
+
+/// Train a logistic-regression model on a CSV file and write `model.json` and
+/// `summary.json` under `--out`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Training data: CSV with a header row, as a path, file:///path or s3://bucket/key.
+    #[arg(long, env = "KUBETRAIN_DATA", value_name = "URI")]
+    data: String,
+    /// Column holding the class labels (integers or strings).
+    #[arg(
+        long,
+        env = "KUBETRAIN_LABEL_COLUMN",
+        value_name = "NAME",
+        default_value = "label"
+    )]
+    label_column: String,
+    /// Output prefix: the model goes to <URI>/model.json, the summary to <URI>/summary.json.
+    #[arg(long, env = "KUBETRAIN_OUT", value_name = "URI")]
+    out: String,
+    /// Fraction of rows held back for the metrics, in [0, 1); 0 trains on every row.
+    /// Defaults to 0.2 unless --validation-data is given.
+    #[arg(long, env = "KUBETRAIN_VALIDATION_FRACTION", value_name = "F")]
+    validation_fraction: Option<f64>,
+    /// A separate validation CSV with the same columns, instead of a random split.
+    #[arg(long, env = "KUBETRAIN_VALIDATION_DATA", value_name = "URI")]
+    validation_data: Option<String>,
+    /// Seed of the validation split: the same data and seed give the same split.
+    #[arg(long, env = "KUBETRAIN_SEED", value_name = "N", default_value_t = 0)]
+    seed: u64,
+    /// Upper bound on solver iterations.
+    #[arg(
+        long,
+        env = "KUBETRAIN_MAX_ITERATIONS",
+        value_name = "N",
+        default_value_t = 100
+    )]
+    max_iterations: u64,
+    /// Strength of the L2 penalty (scikit-learn's 1/C); the intercept is not penalised.
+    #[arg(
+        long,
+        env = "KUBETRAIN_L2_PENALTY",
+        value_name = "X",
+        default_value_t = 1.0
+    )]
+    l2_penalty: f64,
+    /// Stop when the gradient norm divided by the number of training rows is below this.
+    #[arg(
+        long,
+        env = "KUBETRAIN_TOLERANCE",
+        value_name = "X",
+        default_value_t = 1e-4
+    )]
+    tolerance: f64,
+    /// Feature columns in this order (comma-separated); default: every column but the label.
+    #[arg(
+        long,
+        env = "KUBETRAIN_FEATURE_COLUMNS",
+        value_name = "A,B,C",
+        value_delimiter = ','
+    )]
+    feature_columns: Option<Vec<String>>,
+    /// Solver: lbfgs (fused, parallel; default) or linfa (linfa-logistic, the reference).
+    #[arg(long, env = "KUBETRAIN_SOLVER", value_enum, default_value_t = SolverArg::Lbfgs)]
+    solver: SolverArg,
+    /// Worker threads; default: one per core.
+    #[arg(long, env = "KUBETRAIN_THREADS", value_name = "N")]
+    threads: Option<usize>,
+    /// Progress reports: text (stderr), json (JSON lines on stdout) or none.
+    #[arg(long, env = "KUBETRAIN_PROGRESS", value_enum, default_value_t = ProgressArg::Text)]
+    progress: ProgressArg,
+}
+
+/// Predict every row of a CSV file with a trained model; CSV to stdout.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The model: a model.json written by `kubetrain train`.
+    #[arg(long, env = "KUBETRAIN_MODEL", value_name = "URI")]
+    model: String,
+    /// CSV with a header row holding the model's feature columns.
+    #[arg(long, env = "KUBETRAIN_DATA", value_name = "URI")]
+    data: String,
+    /// Label column to score against; default: the model's, when the data has it.
+    #[arg(long, env = "KUBETRAIN_LABEL_COLUMN", value_name = "NAME")]
+    label_column: Option<String>,
+    /// Worker threads; default: one per core.
+    #[arg(long, env = "KUBETRAIN_THREADS", value_name = "N")]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SolverArg {
+    Lbfgs,
+    Linfa,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProgressArg {
+    Text,
+    Json,
+    None,
+}
+
+/// Run `kubetrain train`.
+pub fn train(args: TrainArgs) -> ExitCode {
+    let config = match train_config(&args) {
+        Ok(config) => config,
+        Err(error) => return fail(&error),
+    };
+    let sink: Box<dyn ProgressSink> = match args.progress {
+        ProgressArg::Text => Box::new(Text::new(io::stderr())),
+        ProgressArg::Json => Box::new(JsonLines::new(io::stdout())),
+        ProgressArg::None => Box::new(NoProgress),
+    };
+    match kubetrain_trainer::train(&config, sink.as_ref()) {
+        Ok(summary) => {
+            report_success(&summary, args.progress);
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(&error),
+    }
+}
+
+fn train_config(args: &TrainArgs) -> Result<TrainConfig, TrainError> {
+    let validation = match (&args.validation_data, args.validation_fraction) {
+        (Some(_), Some(fraction)) if fraction != 0.0 => {
+            return Err(TrainError::InvalidParameter {
+                field: "--validation-fraction",
+                message: "give either --validation-fraction or --validation-data, not both".into(),
+            });
+        }
+        (Some(uri), _) => Validation::Data { uri: uri.clone() },
+        (None, fraction) => Validation::Fraction {
+            fraction: fraction.unwrap_or(DEFAULT_VALIDATION_FRACTION),
+            seed: args.seed,
+        },
+    };
+    Ok(TrainConfig {
+        data: args.data.clone(),
+        label_column: args.label_column.clone(),
+        feature_columns: args.feature_columns.clone(),
+        validation,
+        output: args.out.clone(),
+        solver: match args.solver {
+            SolverArg::Lbfgs => SolverKind::Lbfgs,
+            SolverArg::Linfa => SolverKind::Linfa,
+        },
+        params: FitParams {
+            max_iterations: args.max_iterations,
+            l2_penalty: args.l2_penalty,
+            tolerance: args.tolerance,
+        },
+        threads: args.threads,
+    })
+}
+
+fn report_success(summary: &TrainSummary, progress: ProgressArg) {
+    match progress {
+        ProgressArg::Json => {
+            let event = serde_json::json!({"event": "completed", "summary": summary});
+            println!("{event}");
+        }
+        ProgressArg::Text => {
+            let m = &summary.metrics;
+            eprintln!(
+                "trained on {} rows ({} features, {} classes): {} accuracy {:.4}, log loss {:.4} on {} rows; {}",
+                summary.dataset.train_rows,
+                summary.dataset.features.len(),
+                summary.dataset.classes.len(),
+                summary.evaluated_on,
+                m.accuracy,
+                m.log_loss,
+                m.rows,
+                if summary.fit.converged {
+                    "converged"
+                } else {
+                    "not converged"
+                },
+            );
+            eprintln!("model: {}", summary.model.uri);
+        }
+        ProgressArg::None => {}
+    }
+}
+
+/// Run `kubetrain predict`.
+pub fn predict(args: PredictArgs) -> ExitCode {
+    let config = PredictConfig {
+        model: args.model,
+        data: args.data,
+        label_column: args.label_column,
+        threads: args.threads,
+    };
+    let predictions = match kubetrain_trainer::predict(&config) {
+        Ok(predictions) => predictions,
+        Err(error) => return fail(&error),
+    };
+    if let Err(error) = write_predictions(&predictions) {
+        // A reader that stops early (`| head`) is not an error of ours.
+        if error
+            .downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("error: {error:#}");
+        return exit(exit_code::INTERNAL);
+    }
+    if let Some(accuracy) = predictions.accuracy {
+        eprintln!("accuracy: {accuracy:.4}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn write_predictions(predictions: &kubetrain_trainer::Predictions) -> anyhow::Result<()> {
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+    let header: Vec<String> = std::iter::once("prediction".to_string())
+        .chain(
+            predictions
+                .classes
+                .iter()
+                .map(|c| csv_field(&format!("p_{c}"))),
+        )
+        .collect();
+    writeln!(out, "{}", header.join(",")).context("writing predictions to stdout")?;
+    for (row, &class) in predictions
+        .probabilities
+        .rows()
+        .into_iter()
+        .zip(&predictions.predicted)
+    {
+        write!(out, "{}", csv_field(&predictions.classes[class]))?;
+        for p in row {
+            write!(out, ",{p:.6}")?;
+        }
+        writeln!(out)?;
+    }
+    out.flush().context("writing predictions to stdout")?;
+    Ok(())
+}
+
+/// Quote a CSV field when it needs it.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+fn fail(error: &TrainError) -> ExitCode {
+    eprintln!("error: {error}");
+    exit(error.exit_code())
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

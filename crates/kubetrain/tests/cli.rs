@@ -1,0 +1,223 @@
+//! `kubetrain train` / `kubetrain predict` as a user runs them: the built binary on the small
+//! real datasets in `tests/data`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn kubetrain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kubetrain"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Train on `<name>_train.csv` (every row), predict `<name>_test.csv`, return the accuracy
+/// printed by `kubetrain predict` and its stdout.
+fn train_then_predict(name: &str, out: &Path) -> (f64, String) {
+    let train = kubetrain(&[
+        "train",
+        "--data",
+        &data(&format!("{name}_train.csv")),
+        "--label-column",
+        "label",
+        "--out",
+        out.to_str().unwrap(),
+        "--validation-fraction",
+        "0",
+        "--max-iterations",
+        "1000",
+        "--progress",
+        "none",
+    ]);
+    assert!(
+        train.status.success(),
+        "train failed: {}",
+        text(&train.stderr)
+    );
+    assert!(out.join("model.json").is_file());
+    assert!(out.join("summary.json").is_file());
+    let model = out.join("model.json");
+    let predict = kubetrain(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        &data(&format!("{name}_test.csv")),
+    ]);
+    assert!(
+        predict.status.success(),
+        "predict failed: {}",
+        text(&predict.stderr)
+    );
+    let stderr = text(&predict.stderr);
+    let accuracy = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("accuracy: "))
+        .unwrap_or_else(|| panic!("no accuracy line in {stderr:?}"));
+    assert_eq!(accuracy.len(), 6, "four decimals: {accuracy}");
+    (accuracy.parse().unwrap(), text(&predict.stdout))
+}
+
+#[test]
+fn breast_cancer_matches_scikit_learn_through_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accuracy, csv) = train_then_predict("breast_cancer", &dir.path().join("bc"));
+    assert!(accuracy >= 0.9599, "accuracy {accuracy}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "prediction,p_0,p_1");
+    assert_eq!(lines.len(), 115);
+    let fields: Vec<&str> = lines[1].split(',').collect();
+    let (p0, p1): (f64, f64) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    assert!((p0 + p1 - 1.0).abs() < 1e-5);
+    assert_eq!(fields[0], if p1 > p0 { "1" } else { "0" });
+}
+
+#[test]
+fn digits_matches_scikit_learn_through_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let (accuracy, csv) = train_then_predict("digits", &dir.path().join("digits"));
+    assert!(accuracy >= 0.9561, "accuracy {accuracy}");
+    assert!(csv.starts_with("prediction,p_0,p_1,p_2,p_3,p_4,p_5,p_6,p_7,p_8,p_9\n"));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("digits/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["dataset"]["rows"], 1437);
+    assert_eq!(summary["dataset"]["classes"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn bad_input_exits_65_naming_the_column_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "height,weight,label\n1.0,2.0,0\n1.5,heavy,1\n").unwrap();
+    let out = dir.path().join("out");
+    let run = kubetrain(&[
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(65), "{}", text(&run.stderr));
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains("error: ")
+            && stderr.contains("row 2 (line 3), column 'weight'")
+            && stderr.contains("'heavy'"),
+        "{stderr}"
+    );
+    assert!(files_in(&out).is_empty(), "output written on failure");
+
+    let run = kubetrain(&[
+        "train",
+        "--data",
+        &data("digits_train.csv"),
+        "--label-column",
+        "digit",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(65));
+    assert!(
+        text(&run.stderr).contains("label column 'digit' is not in the header"),
+        "{}",
+        text(&run.stderr)
+    );
+
+    let missing = dir.path().join("missing.csv");
+    let run = kubetrain(&[
+        "train",
+        "--data",
+        missing.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(65));
+    assert!(
+        text(&run.stderr).contains("not found"),
+        "{}",
+        text(&run.stderr)
+    );
+
+    let run = kubetrain(&[
+        "train",
+        "--data",
+        &data("digits_train.csv"),
+        "--out",
+        out.to_str().unwrap(),
+        "--validation-fraction",
+        "1.5",
+    ]);
+    assert_eq!(run.status.code(), Some(65));
+    assert!(
+        text(&run.stderr).contains("--validation-fraction: must be in [0, 1), got 1.5"),
+        "{}",
+        text(&run.stderr)
+    );
+    assert!(files_in(&out).is_empty(), "output written on failure");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let run = kubetrain(&["train", "--out", "/tmp/x"]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(text(&run.stderr).contains("--data"));
+}
+
+#[test]
+fn flags_come_from_the_environment_and_progress_is_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("env");
+    let run = Command::new(env!("CARGO_BIN_EXE_kubetrain"))
+        .arg("train")
+        .env("KUBETRAIN_DATA", data("breast_cancer_train.csv"))
+        .env("KUBETRAIN_LABEL_COLUMN", "label")
+        .env("KUBETRAIN_OUT", out.to_str().unwrap())
+        .env("KUBETRAIN_VALIDATION_DATA", data("breast_cancer_test.csv"))
+        .env("KUBETRAIN_FEATURE_COLUMNS", "f0,f1,f2,f3,f20,f21,f22,f23")
+        .env("KUBETRAIN_PROGRESS", "json")
+        .env("KUBETRAIN_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let events: Vec<serde_json::Value> = text(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.len() >= 2);
+    assert_eq!(events[0]["event"], "progress");
+    assert_eq!(events[0]["iteration"], 1);
+    assert_eq!(events[0]["total"], 100);
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "completed");
+    assert_eq!(
+        last["summary"]["dataset"]["features"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
+    assert_eq!(last["summary"]["validationDataset"]["rows"], 114);
+    assert_eq!(last["summary"]["evaluatedOn"], "validation");
+}
