@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Benchmark: `kubetrain train` against scikit-learn on the same synthetic data, in one run.
+#
+# Usage: tests/bench/trainer.sh            (from anywhere; needs python3 and cargo)
+#   BENCH_ROWS=200000 BENCH_FEATURES=50    data size (default 200,000 x 50, split 80/20)
+#   BENCH_REPEATS=3                        runs per contender; the median is reported
+#   BENCH_THREADS=2                        kubetrain --threads (scikit-learn uses its BLAS threads)
+#
+# What it does: creates a venv under .cache/bench-venv (pip: numpy pandas scikit-learn
+# threadpoolctl), generates `make_classification(random_state=0)` data as CSV under
+# .cache/bench, builds kubetrain in release mode, then times
+#   - scikit-learn: pandas.read_csv + LogisticRegression(solver="lbfgs", max_iter=1000, C=1)
+#     + pickling the model;
+#   - kubetrain: the `kubetrain train` process (CSV -> model.json + summary.json), with its
+#     own fit time from summary.json (standardization + L-BFGS);
+# both with the same objective (alpha = 1/C = 1). Accuracy and log loss are computed on the
+# 20% test split (kubetrain's through `kubetrain predict`). It prints the seconds and the
+# ratios kubetrain / scikit-learn (below 1 means kubetrain is faster).
+#
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, set on some machines here for old OpenBLAS builds,
+# slow a current numpy down; they are unset for the scikit-learn process only, and the BLAS
+# kernel in use is printed so the comparison is honest.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+venv=$root/.cache/bench-venv
+work=$root/.cache/bench
+rows=${BENCH_ROWS:-200000}
+features=${BENCH_FEATURES:-50}
+repeats=${BENCH_REPEATS:-3}
+threads=${BENCH_THREADS:-2}
+mkdir -p "$work"
+
+if ! "$venv/bin/python" -c 'import numpy, pandas, sklearn, threadpoolctl' 2>/dev/null; then
+    echo "bench: creating $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check numpy pandas scikit-learn threadpoolctl
+fi
+
+echo "bench: building kubetrain (release)" >&2
+cargo build --quiet --release -p kubetrain --manifest-path "$root/Cargo.toml"
+kubetrain=$root/target/release/kubetrain
+
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+    "$venv/bin/python" - "$kubetrain" "$work" "$rows" "$features" "$repeats" "$threads" <<'PY'
+import json, os, pickle, statistics, subprocess, sys, time
+
+import numpy as np
+import pandas as pd
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, log_loss
+from threadpoolctl import threadpool_info
+
+kubetrain, work, rows, features, repeats, threads = sys.argv[1:]
+rows, features, repeats = int(rows), int(features), int(repeats)
+train_csv = os.path.join(work, f"train_{rows}x{features}.csv")
+test_csv = os.path.join(work, f"test_{rows}x{features}.csv")
+
+if not (os.path.exists(train_csv) and os.path.exists(test_csv)):
+    print(f"bench: generating {rows} x {features} (random_state=0)", file=sys.stderr)
+    X, y = make_classification(n_samples=rows, n_features=features, n_informative=features // 2,
+                               n_redundant=features // 5, random_state=0)
+    cut = int(rows * 0.8)
+    columns = [f"f{i}" for i in range(features)]
+    for path, part in ((train_csv, slice(0, cut)), (test_csv, slice(cut, rows))):
+        frame = pd.DataFrame(X[part], columns=columns)
+        frame["label"] = y[part]
+        frame.to_csv(path + ".tmp", index=False)
+        os.replace(path + ".tmp", path)
+
+test = pd.read_csv(test_csv)
+X_test, y_test = test.drop(columns="label").to_numpy(), test["label"].to_numpy()
+size_mb = os.path.getsize(train_csv) / 1e6
+blas = [(i.get("internal_api"), i.get("architecture"), i.get("num_threads")) for i in threadpool_info()]
+
+def sklearn_run():
+    start = time.perf_counter()
+    frame = pd.read_csv(train_csv)
+    X, y = frame.drop(columns="label").to_numpy(), frame["label"].to_numpy()
+    fit_start = time.perf_counter()
+    model = LogisticRegression(solver="lbfgs", max_iter=1000, C=1.0).fit(X, y)
+    fit = time.perf_counter() - fit_start
+    with open(os.path.join(work, "sklearn.pkl"), "wb") as f:
+        pickle.dump(model, f)
+    return fit, time.perf_counter() - start, model
+
+def kubetrain_run(out):
+    start = time.perf_counter()
+    subprocess.run([kubetrain, "train", "--data", train_csv, "--out", out, "--label-column", "label",
+                    "--validation-fraction", "0", "--max-iterations", "1000", "--l2-penalty", "1",
+                    "--tolerance", "1e-4", "--threads", threads, "--progress", "none"], check=True)
+    total = time.perf_counter() - start
+    with open(os.path.join(out, "summary.json")) as f:
+        summary = json.load(f)
+    return summary["timings"]["fitSeconds"], total, summary
+
+sk = [sklearn_run() for _ in range(repeats)]
+kt = [kubetrain_run(os.path.join(work, "kubetrain-model")) for _ in range(repeats)]
+sk_fit, sk_total = statistics.median(r[0] for r in sk), statistics.median(r[1] for r in sk)
+kt_fit, kt_total = statistics.median(r[0] for r in kt), statistics.median(r[1] for r in kt)
+
+sk_model = sk[-1][2]
+sk_proba = sk_model.predict_proba(X_test)
+sk_acc, sk_loss = accuracy_score(y_test, sk_proba.argmax(axis=1)), log_loss(y_test, sk_proba)
+
+pred = subprocess.run([kubetrain, "predict", "--model", os.path.join(work, "kubetrain-model", "model.json"),
+                       "--data", test_csv], check=True, capture_output=True, text=True)
+from io import StringIO
+out = pd.read_csv(StringIO(pred.stdout))
+kt_proba = out[["p_0", "p_1"]].to_numpy()
+kt_acc = accuracy_score(y_test, out["prediction"].to_numpy())
+kt_loss = log_loss(y_test, np.clip(kt_proba, 1e-15, 1))
+summary = kt[-1][2]
+
+print(f"data: {rows} x {features} synthetic (make_classification, random_state=0), "
+      f"train {summary['dataset']['rows']} rows ({size_mb:.0f} MB CSV), test {len(y_test)} rows; "
+      f"median of {repeats} runs; cores: {os.cpu_count()}")
+print(f"scikit-learn BLAS: {blas}")
+print(f"kubetrain: {summary['fit']['iterations']} iterations, {summary['fit']['evaluations']} passes, "
+      f"converged={summary['fit']['converged']}; sklearn: {sk_model.n_iter_[0]} iterations")
+print(f"{'':<14}{'fit s':>9}{'end-to-end s':>15}{'accuracy':>10}{'log loss':>10}")
+print(f"{'scikit-learn':<14}{sk_fit:>9.3f}{sk_total:>15.3f}{sk_acc:>10.4f}{sk_loss:>10.4f}")
+print(f"{'kubetrain':<14}{kt_fit:>9.3f}{kt_total:>15.3f}{kt_acc:>10.4f}{kt_loss:>10.4f}")
+print(f"ratio kubetrain/scikit-learn: fit {kt_fit / sk_fit:.2f}x, end-to-end {kt_total / sk_total:.2f}x, "
+      f"accuracy difference {100 * (kt_acc - sk_acc):+.2f} pp")
+PY
