@@ -5,9 +5,11 @@
 //! - [`status`]: what happened ([`TrainingRunStatus`]).
 //! - [`crd`]: the CustomResourceDefinition with its CEL rules, and a structural-schema check.
 //! - [`exit_code`]: the trainer's exit codes, shared by everything that runs it.
+//! - [`invocation`]: the trainer's command line for a run, shared by the Job and local mode.
 
 pub mod crd;
 pub mod exit_code;
+pub mod invocation;
 pub mod spec;
 pub mod status;
 
@@ -17,7 +19,7 @@ pub use spec::{
     SecretReference, StorageSpec, TrainingRun, TrainingRunSpec,
 };
 pub use status::{
-    DatasetSummary, Metrics, ModelRef, Phase, Progress, TrainingRunStatus, condition,
+    DatasetSummary, Metrics, ModelRef, Phase, Progress, TrainerError, TrainingRunStatus, condition,
 };
 
 /// API group of every kubetrain resource.

@@ -80,6 +80,23 @@ pub struct TrainingRunStatus {
     /// A human-readable explanation of the phase: why the run is waiting or why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+
+    /// The trainer's own report of its last failed attempt (e.g. which row of the data is
+    /// not a number). Written by the trainer; `message` repeats it when it decides the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trainer_error: Option<TrainerError>,
+}
+
+/// A training attempt's failure, as the trainer reported it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainerError {
+    /// `BadInput` (retrying cannot help), `Transient` (a retry may pass) or `Internal`.
+    pub reason: String,
+    /// What went wrong, naming the field, row or column.
+    pub message: String,
+    /// The exit code the trainer ended with (see the trainer's documented exit codes).
+    pub exit_code: i32,
 }
 
 /// Phase of a TrainingRun: Pending (accepted, waiting to start), Queued (suspended or waiting
