@@ -1,0 +1,279 @@
+//! The desired `batch/v1` Job of a run (pure): what `kubetrain train` needs and nothing more.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretKeySelector,
+    SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::ObjectMeta;
+use kube::{Resource, ResourceExt};
+use kubetrain_api::invocation::{ENV_RUN_NAME, ENV_RUN_NAMESPACE, trainer_args};
+use kubetrain_api::{TrainingRun, exit_code};
+
+/// Label on a run's Job and Pods naming the run.
+pub const RUN_LABEL: &str = "kubetrain.dev/run";
+/// Kueue's queue label, copied from the run to its Job.
+pub const QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
+/// Name of the training container.
+pub const CONTAINER: &str = "trainer";
+/// Service account the controller provisions for trainers (see [`crate::rbac`]).
+pub const TRAINER_SERVICE_ACCOUNT: &str = "kubetrain-trainer";
+
+/// Controller-wide settings that shape every Job.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobSettings {
+    /// Trainer image when the run names none.
+    pub trainer_image: String,
+    /// S3 endpoint passed to trainers when the run's storage names none.
+    pub storage_endpoint: Option<String>,
+    /// S3 region passed to trainers when the run's storage names none.
+    pub storage_region: Option<String>,
+}
+
+/// The Job's name: the run's name plus a hash of its UID, so one run always maps to the same
+/// Job (also across controller restarts) while a run re-created under the same name never
+/// adopts its predecessor's Job. At most 63 characters, as the `job-name` label requires.
+pub fn job_name(run: &TrainingRun) -> String {
+    let uid = run.uid().unwrap_or_default();
+    let hash = fnv1a(uid.as_bytes());
+    let name = run.name_any();
+    let prefix: String = name.chars().take(63 - 9).collect();
+    format!("{}-{:08x}", prefix.trim_end_matches('-'), hash as u32)
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Trainer threads for a run: its CPU limit (else request) rounded up, at least 1; `None`
+/// lets the trainer use every core it sees.
+pub fn trainer_threads(run: &TrainingRun) -> Option<u32> {
+    let resources = run.spec.resources.as_ref()?;
+    let cpu = resources
+        .limits
+        .as_ref()
+        .and_then(|l| l.get("cpu"))
+        .or_else(|| resources.requests.as_ref().and_then(|r| r.get("cpu")))?;
+    cpu_cores(cpu)
+}
+
+/// Cores in a CPU quantity, rounded up: `"2"` -> 2, `"1500m"` -> 2, `"0.5"` -> 1.
+fn cpu_cores(quantity: &Quantity) -> Option<u32> {
+    let text = quantity.0.trim();
+    let cores = match text.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().ok()? / 1000.0,
+        None => text.parse::<f64>().ok()?,
+    };
+    (cores.is_finite() && cores > 0.0).then(|| cores.ceil().max(1.0) as u32)
+}
+
+/// The Job that trains `run`.
+pub fn build_job(run: &TrainingRun, settings: &JobSettings) -> Job {
+    let spec = &run.spec;
+    let name = run.name_any();
+    let mut labels = BTreeMap::from([
+        (RUN_LABEL.to_owned(), name.clone()),
+        (
+            "app.kubernetes.io/name".to_owned(),
+            "kubetrain-trainer".to_owned(),
+        ),
+        (
+            "app.kubernetes.io/managed-by".to_owned(),
+            "kubetrain".to_owned(),
+        ),
+    ]);
+    if let Some(queue) = run.labels().get(QUEUE_LABEL) {
+        labels.insert(QUEUE_LABEL.to_owned(), queue.clone());
+    }
+    let pod_labels = BTreeMap::from([(RUN_LABEL.to_owned(), name.clone())]);
+
+    Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(run)),
+            namespace: run.namespace(),
+            labels: Some(labels),
+            owner_references: run.controller_owner_ref(&()).map(|owner| vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(spec.backoff_limit),
+            active_deadline_seconds: spec.active_deadline_seconds,
+            suspend: Some(spec.suspend),
+            pod_failure_policy: Some(pod_failure_policy()),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(run, settings)),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Bad input fails the Job at once (retrying cannot fix the data); disruptions such as
+/// preemption or node drain do not count against `backoffLimit`.
+fn pod_failure_policy() -> PodFailurePolicy {
+    PodFailurePolicy {
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "FailJob".to_owned(),
+                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                    container_name: Some(CONTAINER.to_owned()),
+                    operator: "In".to_owned(),
+                    values: vec![exit_code::BAD_INPUT, exit_code::USAGE],
+                }),
+                on_pod_conditions: None,
+            },
+            PodFailurePolicyRule {
+                action: "Ignore".to_owned(),
+                on_exit_codes: None,
+                on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                    type_: "DisruptionTarget".to_owned(),
+                    status: Some("True".to_owned()),
+                }]),
+            },
+        ],
+    }
+}
+
+fn pod_spec(run: &TrainingRun, settings: &JobSettings) -> PodSpec {
+    let spec = &run.spec;
+    let mut args = trainer_args(spec, trainer_threads(run));
+    // The image's entrypoint may be anything; name the binary so the command is explicit.
+    args.insert(0, "kubetrain".to_owned());
+    PodSpec {
+        restart_policy: Some("Never".to_owned()),
+        service_account_name: Some(
+            spec.service_account_name
+                .clone()
+                .unwrap_or_else(|| TRAINER_SERVICE_ACCOUNT.to_owned()),
+        ),
+        node_selector: spec.node_selector.clone(),
+        tolerations: spec.tolerations.clone(),
+        priority_class_name: spec.priority_class_name.clone(),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(65532),
+            run_as_group: Some(65532),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                localhost_profile: None,
+            }),
+            ..PodSecurityContext::default()
+        }),
+        containers: vec![Container {
+            name: CONTAINER.to_owned(),
+            image: Some(
+                spec.image
+                    .clone()
+                    .unwrap_or_else(|| settings.trainer_image.clone()),
+            ),
+            command: Some(vec![args.remove(0)]),
+            args: Some(args),
+            env: Some(trainer_env(run, settings)),
+            resources: spec.resources.clone(),
+            security_context: Some(SecurityContext {
+                allow_privilege_escalation: Some(false),
+                read_only_root_filesystem: Some(true),
+                run_as_non_root: Some(true),
+                capabilities: Some(Capabilities {
+                    drop: Some(vec!["ALL".to_owned()]),
+                    add: None,
+                }),
+                ..SecurityContext::default()
+            }),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "tmp".to_owned(),
+                mount_path: "/tmp".to_owned(),
+                ..VolumeMount::default()
+            }]),
+            ..Container::default()
+        }],
+        volumes: Some(vec![Volume {
+            name: "tmp".to_owned(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }]),
+        ..PodSpec::default()
+    }
+}
+
+/// Where the run lives (so the trainer can report into its status) and how to reach storage.
+/// Credentials come only from the run's Secret, never inline.
+fn trainer_env(run: &TrainingRun, settings: &JobSettings) -> Vec<EnvVar> {
+    let storage = run.spec.storage.as_ref();
+    let mut env = vec![
+        value(ENV_RUN_NAME, &run.name_any()),
+        EnvVar {
+            name: ENV_RUN_NAMESPACE.to_owned(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.namespace".to_owned(),
+                    api_version: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        },
+    ];
+    let endpoint = storage
+        .and_then(|s| s.endpoint.clone())
+        .or_else(|| settings.storage_endpoint.clone());
+    if let Some(endpoint) = endpoint {
+        if endpoint.starts_with("http://") {
+            env.push(value("AWS_ALLOW_HTTP", "true"));
+        }
+        env.push(value("AWS_ENDPOINT_URL", &endpoint));
+    }
+    let region = storage
+        .and_then(|s| s.region.clone())
+        .or_else(|| settings.storage_region.clone());
+    if let Some(region) = region {
+        env.push(value("AWS_REGION", &region));
+    }
+    if let Some(secret) = storage.and_then(|s| s.secret_ref.as_ref()) {
+        for (key, optional) in [
+            ("AWS_ACCESS_KEY_ID", false),
+            ("AWS_SECRET_ACCESS_KEY", false),
+            ("AWS_SESSION_TOKEN", true),
+        ] {
+            env.push(EnvVar {
+                name: key.to_owned(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: secret.name.clone(),
+                        key: key.to_owned(),
+                        optional: Some(optional),
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                ..EnvVar::default()
+            });
+        }
+    }
+    env
+}
+
+fn value(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..EnvVar::default()
+    }
+}
+
+#[cfg(test)]
+#[path = "job_tests.rs"]
+mod tests;

@@ -1,0 +1,224 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::fixtures::run;
+
+fn settings() -> JobSettings {
+    JobSettings {
+        trainer_image: "ghcr.io/kubetrain/kubetrain:0.1.0".to_owned(),
+        storage_endpoint: Some("http://s3.storage:8333".to_owned()),
+        storage_region: Some("us-east-1".to_owned()),
+    }
+}
+
+fn container(job: &Job) -> &Container {
+    &job.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+}
+
+fn env_of<'a>(job: &'a Job, name: &str) -> Option<&'a EnvVar> {
+    container(job)
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == name)
+}
+
+#[test]
+fn name_is_stable_per_run_and_differs_across_recreations() {
+    let a = run("churn", "");
+    let mut b = run("churn", "");
+    assert_eq!(job_name(&a), job_name(&a.clone()));
+    b.metadata.uid = Some("another-uid".to_owned());
+    assert_ne!(job_name(&a), job_name(&b));
+    let long = run(&"x".repeat(250), "");
+    assert!(job_name(&long).len() <= 63, "{}", job_name(&long));
+}
+
+#[test]
+fn job_mirrors_the_run() {
+    let run = run(
+        "churn",
+        "resources: {requests: {cpu: '1', memory: 512Mi}, limits: {cpu: 1500m, nvidia.com/gpu: 1}}\n\
+         storage: {secretRef: {name: s3}}\n\
+         backoffLimit: 4\n\
+         activeDeadlineSeconds: 600\n\
+         suspend: true\n\
+         nodeSelector: {pool: gpu}\n\
+         tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]\n\
+         priorityClassName: batch-low\n",
+    );
+    let job = build_job(&run, &settings());
+    let spec = job.spec.as_ref().unwrap();
+    assert_eq!(spec.backoff_limit, Some(4));
+    assert_eq!(spec.active_deadline_seconds, Some(600));
+    assert_eq!(spec.suspend, Some(true));
+    let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("TrainingRun", "churn")
+    );
+    assert_eq!(owner.controller, Some(true));
+    assert_eq!(job.metadata.labels.as_ref().unwrap()[RUN_LABEL], "churn");
+    let template = &spec.template;
+    assert_eq!(
+        template.metadata.as_ref().unwrap().labels.as_ref().unwrap()[RUN_LABEL],
+        "churn"
+    );
+
+    let pod = template.spec.as_ref().unwrap();
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some(TRAINER_SERVICE_ACCOUNT)
+    );
+    assert_eq!(pod.node_selector.as_ref().unwrap()["pool"], "gpu");
+    assert_eq!(pod.tolerations.as_ref().unwrap().len(), 1);
+    assert_eq!(pod.priority_class_name.as_deref(), Some("batch-low"));
+
+    let c = container(&job);
+    assert_eq!(
+        c.image.as_deref(),
+        Some("ghcr.io/kubetrain/kubetrain:0.1.0")
+    );
+    assert_eq!(c.command.as_ref().unwrap(), &vec!["kubetrain".to_owned()]);
+    let args = c.args.as_ref().unwrap().join(" ");
+    assert!(
+        args.starts_with("train --data s3://data/churn.csv"),
+        "{args}"
+    );
+    assert!(
+        args.contains("--threads 2"),
+        "CPU limit 1500m rounds up to 2: {args}"
+    );
+    assert_eq!(c.resources, run.spec.resources);
+    let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!(limits["nvidia.com/gpu"].0, "1");
+}
+
+#[test]
+fn security_context_is_restricted() {
+    let job = build_job(&run("churn", ""), &settings());
+    let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let pod_sc = pod.security_context.as_ref().unwrap();
+    assert_eq!(pod_sc.run_as_non_root, Some(true));
+    assert_eq!(
+        pod_sc.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
+    let sc = container(&job).security_context.as_ref().unwrap();
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_ref().unwrap(),
+        &vec!["ALL".to_owned()]
+    );
+}
+
+#[test]
+fn credentials_only_through_secret_refs_and_storage_defaults_from_settings() {
+    let job = build_job(
+        &run("churn", "storage: {secretRef: {name: s3}}"),
+        &settings(),
+    );
+    let key = env_of(&job, "AWS_ACCESS_KEY_ID").unwrap();
+    assert!(key.value.is_none());
+    let selector = key
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        (selector.name.as_str(), selector.key.as_str()),
+        ("s3", "AWS_ACCESS_KEY_ID")
+    );
+    assert!(
+        env_of(&job, "AWS_SECRET_ACCESS_KEY")
+            .unwrap()
+            .value
+            .is_none()
+    );
+    assert_eq!(
+        env_of(&job, "AWS_ENDPOINT_URL").unwrap().value.as_deref(),
+        Some("http://s3.storage:8333")
+    );
+    assert_eq!(
+        env_of(&job, "AWS_ALLOW_HTTP").unwrap().value.as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        env_of(&job, "AWS_REGION").unwrap().value.as_deref(),
+        Some("us-east-1")
+    );
+    assert_eq!(
+        env_of(&job, ENV_RUN_NAME).unwrap().value.as_deref(),
+        Some("churn")
+    );
+
+    let own = build_job(
+        &run(
+            "churn",
+            "storage: {endpoint: 'https://s3.example.com', region: eu-west-1}",
+        ),
+        &settings(),
+    );
+    assert_eq!(
+        env_of(&own, "AWS_ENDPOINT_URL").unwrap().value.as_deref(),
+        Some("https://s3.example.com")
+    );
+    assert!(env_of(&own, "AWS_ALLOW_HTTP").is_none());
+    assert!(env_of(&own, "AWS_ACCESS_KEY_ID").is_none());
+}
+
+#[test]
+fn bad_input_fails_at_once_and_disruptions_do_not_count() {
+    let job = build_job(&run("churn", ""), &settings());
+    let rules = &job
+        .spec
+        .as_ref()
+        .unwrap()
+        .pod_failure_policy
+        .as_ref()
+        .unwrap()
+        .rules;
+    let fail = rules.iter().find(|r| r.action == "FailJob").unwrap();
+    let codes = fail.on_exit_codes.as_ref().unwrap();
+    assert_eq!(codes.container_name.as_deref(), Some(CONTAINER));
+    assert!(codes.values.contains(&exit_code::BAD_INPUT));
+    assert!(!codes.values.contains(&exit_code::TRANSIENT));
+    let ignore = rules.iter().find(|r| r.action == "Ignore").unwrap();
+    assert_eq!(
+        ignore.on_pod_conditions.as_ref().unwrap()[0].type_,
+        "DisruptionTarget"
+    );
+}
+
+#[test]
+fn run_overrides_image_and_service_account_and_queue_label_is_copied() {
+    let mut r = run("churn", "image: my/trainer:1\nserviceAccountName: ml-team");
+    r.metadata.labels = Some([(QUEUE_LABEL.to_owned(), "team-a".to_owned())].into());
+    let job = build_job(&r, &settings());
+    assert_eq!(container(&job).image.as_deref(), Some("my/trainer:1"));
+    let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    assert_eq!(pod.service_account_name.as_deref(), Some("ml-team"));
+    assert_eq!(job.metadata.labels.as_ref().unwrap()[QUEUE_LABEL], "team-a");
+}
+
+#[test]
+fn cpu_quantities_round_up() {
+    let q = |s: &str| cpu_cores(&Quantity(s.to_owned()));
+    assert_eq!(q("2"), Some(2));
+    assert_eq!(q("1500m"), Some(2));
+    assert_eq!(q("0.5"), Some(1));
+    assert_eq!(q("250m"), Some(1));
+    assert_eq!(q("nonsense"), None);
+}

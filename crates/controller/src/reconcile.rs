@@ -1,0 +1,333 @@
+//! The reconcile loop: read what exists -> validate (pure) -> build the Job (pure) -> apply ->
+//! decide the status (pure) -> write the status.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use kubetrain_api::{Phase, TrainingRun, TrainingRunStatus};
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::job::{JobSettings, RUN_LABEL, build_job, job_name};
+use crate::status::{Observed, decide};
+use crate::{Error, rbac, validate};
+
+/// Field manager of everything the controller writes.
+pub const FIELD_MANAGER: &str = "kubetrain-controller";
+
+/// What reconcile needs.
+pub struct Context {
+    client: Client,
+    settings: JobSettings,
+    recorder: Recorder,
+    /// Namespaces whose trainer RBAC is known to exist.
+    provisioned: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context for `client` with `settings`.
+    pub fn new(client: Client, settings: JobSettings) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: FIELD_MANAGER.to_owned(),
+                instance: std::env::var("POD_NAME").ok(),
+            },
+        );
+        Self {
+            client,
+            settings,
+            recorder,
+            provisioned: Mutex::new(HashSet::new()),
+        }
+    }
+}
+
+/// Run the controller until SIGTERM/SIGINT.
+pub async fn run(client: Client, settings: JobSettings) {
+    let runs: Api<TrainingRun> = Api::all(client.clone());
+    let jobs: Api<Job> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::all(client.clone());
+    let labelled = watcher::Config::default().labels(RUN_LABEL);
+    let context = Arc::new(Context::new(client, settings));
+    Controller::new(runs, watcher::Config::default())
+        .owns(jobs, labelled.clone())
+        .watches(pods, labelled, |pod| {
+            let run = pod.labels().get(RUN_LABEL).cloned()?;
+            Some(ObjectRef::new(&run).within(&pod.namespace()?))
+        })
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            match result {
+                Ok((run, _)) => tracing::debug!(run = %run, "reconciled"),
+                Err(error) => warn!(%error, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+fn error_policy(run: Arc<TrainingRun>, error: &Error, _: Arc<Context>) -> Action {
+    warn!(run = %run.name_any(), %error, "reconcile error; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = run.namespace().ok_or(Error::NotNamespaced)?;
+    let name = run.name_any();
+    let runs: Api<TrainingRun> = Api::namespaced(ctx.client.clone(), &namespace);
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let now = Timestamp::now();
+
+    if let Some(action) = expire(&run, &runs, now).await? {
+        return Ok(action);
+    }
+
+    // Read what exists.
+    let invalid = validate::validate(&run.spec);
+    let terminal = run
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(Phase::is_terminal);
+    let mut job = jobs
+        .get_opt(&job_name(&run))
+        .await
+        .map_err(Error::kube("get Job"))?;
+
+    // Apply: create the Job when the run should have one.
+    if job.is_none() && invalid.is_none() && !terminal && !run.spec.cancel {
+        if run.spec.service_account_name.is_none() {
+            ensure_trainer_rbac(&ctx, &namespace).await?;
+        }
+        let desired = build_job(&run, &ctx.settings);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let created = jobs
+            .patch(&job_name(&run), &params, &Patch::Apply(&desired))
+            .await
+            .map_err(Error::kube("create Job"))?;
+        publish(
+            &ctx,
+            &run,
+            EventType::Normal,
+            "CreatedJob",
+            format!("created Job {}", created.name_any()),
+        )
+        .await;
+        job = Some(created);
+    } else if let Some(existing) = &job {
+        let suspended = existing
+            .spec
+            .as_ref()
+            .and_then(|s| s.suspend)
+            .unwrap_or(false);
+        if suspended != run.spec.suspend && !terminal {
+            let patch = json!({"spec": {"suspend": run.spec.suspend}});
+            let patched = jobs
+                .patch(
+                    &existing.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map_err(Error::kube("suspend Job"))?;
+            job = Some(patched);
+        }
+    }
+    let pod_list = match &job {
+        Some(_) => {
+            pods.list(&ListParams::default().labels(&format!("{RUN_LABEL}={name}")))
+                .await
+                .map_err(Error::kube("list Pods"))?
+                .items
+        }
+        None => Vec::new(),
+    };
+
+    // Decide (pure).
+    let decision = decide(
+        &run,
+        Observed {
+            job: job.as_ref(),
+            pods: &pod_list,
+            invalid: invalid.as_deref(),
+            now,
+        },
+    );
+
+    if decision.delete_job
+        && let Some(job) = &job
+    {
+        match jobs
+            .delete(&job.name_any(), &DeleteParams::foreground())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(Error::kube("delete Job")(error)),
+        }
+    }
+
+    // Write the status when it changed.
+    let previous_phase = run.status.as_ref().and_then(|s| s.phase);
+    if controller_view(run.status.as_ref()) != decision.status {
+        let patch = json!({
+            "apiVersion": "kubetrain.dev/v1alpha1",
+            "kind": "TrainingRun",
+            "status": decision.status,
+        });
+        runs.patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::kube("write status"))?;
+    }
+    if decision.status.phase != previous_phase
+        && let Some(phase) = decision.status.phase
+    {
+        let kind = if phase == Phase::Failed {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        let note = decision.status.message.clone().unwrap_or_default();
+        info!(run = %name, namespace = %namespace, phase = phase.as_str(), %note, "phase changed");
+        publish(&ctx, &run, kind, phase.as_str(), note).await;
+    }
+
+    let ttl_due = ttl_due(&run, &decision.status, now);
+    let next = [decision.requeue_after, ttl_due]
+        .into_iter()
+        .flatten()
+        .min();
+    Ok(next.map_or_else(
+        || Action::requeue(Duration::from_secs(300)),
+        Action::requeue,
+    ))
+}
+
+/// The fields of `status` the controller owns, as [`decide`] produces them.
+fn controller_view(status: Option<&TrainingRunStatus>) -> TrainingRunStatus {
+    let Some(status) = status else {
+        return TrainingRunStatus::default();
+    };
+    TrainingRunStatus {
+        phase: status.phase,
+        conditions: status.conditions.clone(),
+        observed_generation: status.observed_generation,
+        algorithm: status.algorithm.clone(),
+        job_name: status.job_name.clone(),
+        start_time: status.start_time.clone(),
+        completion_time: status.completion_time.clone(),
+        attempts: status.attempts,
+        message: status.message.clone(),
+        ..TrainingRunStatus::default()
+    }
+}
+
+/// How long until the run's `ttlSecondsAfterFinished` runs out, if it is finished and has one.
+fn ttl_due(run: &TrainingRun, status: &TrainingRunStatus, now: Timestamp) -> Option<Duration> {
+    let ttl = i64::from(run.spec.ttl_seconds_after_finished?);
+    let finished = status.completion_time.as_ref()?.0;
+    let left = finished.as_second().saturating_add(ttl) - now.as_second();
+    Some(Duration::from_secs(left.max(0).unsigned_abs()))
+}
+
+/// Delete a finished run whose TTL ran out (the model stays in storage).
+async fn expire(
+    run: &TrainingRun,
+    runs: &Api<TrainingRun>,
+    now: Timestamp,
+) -> Result<Option<Action>, Error> {
+    let Some(status) = &run.status else {
+        return Ok(None);
+    };
+    if !status.phase.is_some_and(Phase::is_terminal) {
+        return Ok(None);
+    }
+    match ttl_due(run, status, now) {
+        Some(left) if left.is_zero() => {
+            info!(run = %run.name_any(), "ttlSecondsAfterFinished passed; deleting the run");
+            match runs
+                .delete(&run.name_any(), &DeleteParams::background())
+                .await
+            {
+                Ok(_) => Ok(Some(Action::await_change())),
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    Ok(Some(Action::await_change()))
+                }
+                Err(error) => Err(Error::kube("delete expired run")(error)),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn ensure_trainer_rbac(ctx: &Context, namespace: &str) -> Result<(), Error> {
+    if ctx
+        .provisioned
+        .lock()
+        .map(|set| set.contains(namespace))
+        .unwrap_or(false)
+    {
+        return Ok(());
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let name = crate::job::TRAINER_SERVICE_ACCOUNT;
+    Api::<ServiceAccount>::namespaced(ctx.client.clone(), namespace)
+        .patch(
+            name,
+            &params,
+            &Patch::Apply(&rbac::service_account(namespace)),
+        )
+        .await
+        .map_err(Error::kube("apply trainer ServiceAccount"))?;
+    Api::<Role>::namespaced(ctx.client.clone(), namespace)
+        .patch(name, &params, &Patch::Apply(&rbac::role(namespace)))
+        .await
+        .map_err(Error::kube("apply trainer Role"))?;
+    Api::<RoleBinding>::namespaced(ctx.client.clone(), namespace)
+        .patch(name, &params, &Patch::Apply(&rbac::role_binding(namespace)))
+        .await
+        .map_err(Error::kube("apply trainer RoleBinding"))?;
+    if let Ok(mut set) = ctx.provisioned.lock() {
+        set.insert(namespace.to_owned());
+    }
+    Ok(())
+}
+
+async fn publish(ctx: &Context, run: &TrainingRun, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(note),
+        action: "Reconcile".to_owned(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &run.object_ref(&())).await {
+        warn!(%error, "could not publish event");
+    }
+}
