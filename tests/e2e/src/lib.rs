@@ -1,1 +1,289 @@
-//! Helpers for end-to-end tests.
+//! Helpers for the end-to-end tests: they run against the environment of `tests/cluster/up.sh`
+//! (a real API server, controller manager, scheduler, SeaweedFS S3 and the process node), which
+//! they find through the variables of its env file.
+//!
+//! # Expected flow
+//! ```no_run
+//! # async fn t() -> anyhow::Result<()> {
+//! let Some(env) = kubetrain_e2e::TestEnv::from_env() else { return Ok(()) };
+//! let ns = env.namespace("my-test").await?;
+//! // ... create objects in `ns.name`, then wait on conditions:
+//! kubetrain_e2e::wait_for("the job to complete", kubetrain_e2e::DEFAULT_TIMEOUT, || async { Ok(Some(())) }).await?;
+//! ns.delete().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Caveats
+//! Tests run in parallel: each one works in its own namespace; cluster-scoped objects (CRDs)
+//! must be applied idempotently.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{DeleteParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Api, Client};
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+
+/// How long a test waits for a state the environment reaches in a few seconds when healthy.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+const POLL: Duration = Duration::from_millis(200);
+
+/// The running test environment, read from the env file's variables.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    /// State directory of the environment (`KUBETRAIN_TESTENV`).
+    pub state_dir: PathBuf,
+    /// Admin kubeconfig (`KUBECONFIG`).
+    pub kubeconfig: PathBuf,
+    /// Kubeconfig of an unprivileged user (`KUBETRAIN_TEST_USER_KUBECONFIG`).
+    pub user_kubeconfig: PathBuf,
+    /// That user's name (`KUBETRAIN_TEST_USER`).
+    pub user: String,
+    /// The process node's name (`KUBETRAIN_TEST_NODE`).
+    pub node: String,
+    /// An existing S3 bucket (`KUBETRAIN_TEST_BUCKET`).
+    pub bucket: String,
+}
+
+impl TestEnv {
+    /// The environment, or `None` (after a loud message) when `KUBETRAIN_E2E=skip` disables
+    /// the end-to-end tests.
+    ///
+    /// # Panics
+    /// When the environment is absent and not explicitly disabled: a test that cannot reach
+    /// what it tests must fail, not pass.
+    pub fn from_env() -> Option<Self> {
+        match Self::read() {
+            Ok(env) => Some(env),
+            Err(missing) if std::env::var("KUBETRAIN_E2E").as_deref() == Ok("skip") => {
+                eprintln!(
+                    "\n!!!!!!!! SKIPPED: end-to-end test not run: KUBETRAIN_E2E=skip and {missing:#}. !!!!!!!!\n"
+                );
+                None
+            }
+            Err(missing) => panic!(
+                "no test environment: {missing:#}. Run the tests with `tests/run.sh`, or start the \
+                 environment first: `. \"$(tests/cluster/up.sh | tail -1)\"` (stop it with \
+                 tests/cluster/down.sh). To skip end-to-end tests on purpose set KUBETRAIN_E2E=skip."
+            ),
+        }
+    }
+
+    fn read() -> Result<Self> {
+        let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
+        let state_dir = PathBuf::from(var("KUBETRAIN_TESTENV")?);
+        if !state_dir.join(".kubetrain-testenv").exists() {
+            bail!(
+                "KUBETRAIN_TESTENV={} is not a running test environment",
+                state_dir.display()
+            );
+        }
+        Ok(Self {
+            state_dir,
+            kubeconfig: PathBuf::from(var("KUBECONFIG")?),
+            user_kubeconfig: PathBuf::from(var("KUBETRAIN_TEST_USER_KUBECONFIG")?),
+            user: var("KUBETRAIN_TEST_USER")?,
+            node: var("KUBETRAIN_TEST_NODE")?,
+            bucket: var("KUBETRAIN_TEST_BUCKET")?,
+        })
+    }
+
+    /// A client with admin rights.
+    pub async fn client(&self) -> Result<Client> {
+        client_from(&self.kubeconfig).await
+    }
+
+    /// A client acting as the unprivileged test user.
+    pub async fn user_client(&self) -> Result<Client> {
+        client_from(&self.user_kubeconfig).await
+    }
+
+    /// The test bucket through `object_store` (credentials and endpoint from `AWS_*`).
+    pub fn store(&self) -> Result<Arc<dyn ObjectStore>> {
+        install_crypto_provider();
+        let store = AmazonS3Builder::from_env()
+            .with_bucket_name(&self.bucket)
+            .build()
+            .context("building the S3 client from AWS_* variables")?;
+        Ok(Arc::new(store))
+    }
+
+    /// A fresh namespace named after the test, unique across parallel tests and runs.
+    pub async fn namespace(&self, test: &str) -> Result<TestNamespace> {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let client = self.client().await?;
+        let suffix = format!(
+            "{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut base: String = test
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        base.truncate(62 - suffix.len());
+        let name = format!("{}-{suffix}", base.trim_matches('-'));
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"kubetrain.dev/e2e": "true"}}
+        }))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .with_context(|| format!("creating namespace {name}"))?;
+        // Pods need the namespace's default ServiceAccount, made by the controller manager.
+        let accounts =
+            Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), &name);
+        wait_for("the default ServiceAccount", DEFAULT_TIMEOUT, || async {
+            Ok(accounts.get_opt("default").await?.map(|_| ()))
+        })
+        .await?;
+        Ok(TestNamespace { name, client })
+    }
+
+    /// The log file the process node writes for a container of a pod.
+    pub fn container_log(&self, pod: &Pod, container: &str) -> PathBuf {
+        let meta = &pod.metadata;
+        self.state_dir
+            .join("node/pods")
+            .join(format!(
+                "{}_{}_{}",
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.name.as_deref().unwrap_or_default(),
+                meta.uid.as_deref().unwrap_or_default()
+            ))
+            .join(format!("{container}.log"))
+    }
+
+    /// Runs the environment's `kubectl` (first on PATH) with the admin kubeconfig.
+    pub fn kubectl(&self, args: &[&str]) -> Result<Output> {
+        let output = std::process::Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .context("running kubectl (is the env file's PATH set?)")?;
+        Ok(output)
+    }
+}
+
+/// A namespace owned by one test.
+pub struct TestNamespace {
+    pub name: String,
+    client: Client,
+}
+
+impl std::fmt::Debug for TestNamespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestNamespace")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestNamespace {
+    /// An API handle for namespaced objects of this test.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Deletes the namespace (the namespace controller removes what is in it).
+    pub async fn delete(self) -> Result<()> {
+        Api::<Namespace>::all(self.client)
+            .delete(&self.name, &DeleteParams::default())
+            .await
+            .with_context(|| format!("deleting namespace {}", self.name))?;
+        Ok(())
+    }
+}
+
+/// kube (ring) and object_store (aws-lc-rs) both link a rustls crypto provider; with two
+/// present, rustls needs the process to pick one.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err means another provider was installed first, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A client from a kubeconfig file.
+pub async fn client_from(path: &Path) -> Result<Client> {
+    install_crypto_provider();
+    let kubeconfig = Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading kubeconfig {}", path.display()))?;
+    Client::try_from(config).context("building the API client")
+}
+
+/// Polls `check` until it returns `Some`, failing after `timeout` with what was awaited.
+/// Errors from `check` are kept and reported if the deadline passes (the state may still be
+/// settling), never swallowed.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(error) => last_error = Some(error),
+        }
+        if Instant::now() >= deadline {
+            match last_error {
+                Some(error) => {
+                    bail!("timed out after {timeout:?} waiting for {what}; last error: {error:#}")
+                }
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_for_returns_the_value_or_times_out_with_the_last_error() {
+        let mut calls = 0;
+        let got = wait_for("three calls", Duration::from_secs(5), || {
+            calls += 1;
+            let n = calls;
+            async move { Ok((n >= 3).then_some(n)) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, 3);
+
+        let error = wait_for::<(), _, _>("never", Duration::from_millis(300), || async {
+            bail!("still broken")
+        })
+        .await
+        .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("never") && message.contains("still broken"),
+            "{message}"
+        );
+    }
+}
