@@ -24,6 +24,8 @@ command -v go >/dev/null || die "go is not installed; install a Go >= 1.26 toolc
 export GOEXPERIMENT=nojsonv2
 export GOFLAGS="-trimpath -buildvcs=false"
 export CGO_ENABLED=0
+# Build with the installed Go; never fetch another toolchain.
+export GOTOOLCHAIN=local
 
 k8s_mod=$here/go/kubernetes
 helm_mod=$here/go/helm
