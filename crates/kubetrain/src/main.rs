@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod controller;
+mod in_cluster;
 mod logging;
 mod train;
 
@@ -24,16 +26,21 @@ enum Command {
     Train(train::TrainArgs),
     /// Predict a CSV dataset with a trained model (CSV to stdout).
     Predict(train::PredictArgs),
+    /// Run the controller: reconcile TrainingRuns into Jobs and keep their status true.
+    Controller(controller::ControllerArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
+    // kube (ring) and object_store (aws-lc-rs) both link a rustls provider; name the one to use.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Crd => print_crd(),
-        Command::Train(args) => train::train(args),
+        Command::Train(args) => in_cluster::train(args).await,
         Command::Predict(args) => train::predict(args),
+        Command::Controller(args) => controller::run(args).await,
     }
 }
 

@@ -123,21 +123,39 @@ enum ProgressArg {
 
 /// Run `kubetrain train`.
 pub fn train(args: TrainArgs) -> ExitCode {
-    let config = match train_config(&args) {
-        Ok(config) => config,
-        Err(error) => return fail(&error),
-    };
+    let result = train_with(&args, &NoProgress);
+    finish(&args, &result)
+}
+
+/// Train as `args` say, reporting progress to the sink `--progress` picks and to `also`.
+pub fn train_with(args: &TrainArgs, also: &dyn ProgressSink) -> Result<TrainSummary, TrainError> {
+    let config = train_config(args)?;
     let sink: Box<dyn ProgressSink> = match args.progress {
         ProgressArg::Text => Box::new(Text::new(io::stderr())),
         ProgressArg::Json => Box::new(JsonLines::new(io::stdout())),
         ProgressArg::None => Box::new(NoProgress),
     };
-    match kubetrain_trainer::train(&config, sink.as_ref()) {
+    kubetrain_trainer::train(&config, &Tee(sink.as_ref(), also))
+}
+
+/// Print the outcome of [`train_with`] and turn it into the documented exit code.
+pub fn finish(args: &TrainArgs, result: &Result<TrainSummary, TrainError>) -> ExitCode {
+    match result {
         Ok(summary) => {
-            report_success(&summary, args.progress);
+            report_success(summary, args.progress);
             ExitCode::SUCCESS
         }
-        Err(error) => fail(&error),
+        Err(error) => fail(error),
+    }
+}
+
+/// Both sinks get every report.
+struct Tee<'a>(&'a dyn ProgressSink, &'a dyn ProgressSink);
+
+impl ProgressSink for Tee<'_> {
+    fn report(&self, progress: &kubetrain_trainer::Progress) {
+        self.0.report(progress);
+        self.1.report(progress);
     }
 }
 

@@ -1,0 +1,56 @@
+//! `kubetrain train` inside a TrainingRun's Job: the same training, plus progress, results and
+//! errors written into the run's status (the Job sets `KUBETRAIN_RUN_NAME` and
+//! `KUBETRAIN_RUN_NAMESPACE`).
+
+use std::process::ExitCode;
+
+use kubetrain_api::invocation::{ENV_RUN_NAME, ENV_RUN_NAMESPACE};
+use kubetrain_controller::reporter::StatusReporter;
+
+use crate::train::{self, TrainArgs};
+
+/// Train, reporting into the run named by the environment when there is one.
+pub async fn train(args: TrainArgs) -> ExitCode {
+    let (Ok(name), Ok(namespace)) = (
+        std::env::var(ENV_RUN_NAME),
+        std::env::var(ENV_RUN_NAMESPACE),
+    ) else {
+        return blocking(move || train::train(args)).await;
+    };
+    let client = match kube::Client::try_default().await {
+        Ok(client) => client,
+        Err(error) => {
+            // Training does not need the API server: train anyway, the log keeps the result.
+            tracing::warn!(%error, "cannot reach the API server; status will not be reported");
+            return blocking(move || train::train(args)).await;
+        }
+    };
+    let reporter = StatusReporter::start(client, &namespace, &name);
+    let sink = reporter.sink();
+    let (args, result) = match tokio::task::spawn_blocking(move || {
+        let result = train::train_with(&args, &sink);
+        (args, result)
+    })
+    .await
+    {
+        Ok(done) => done,
+        Err(error) => {
+            eprintln!("error: training crashed: {error}");
+            return ExitCode::from(kubetrain_api::exit_code::INTERNAL as u8);
+        }
+    };
+    let reported = match &result {
+        Ok(summary) => reporter.succeeded(summary).await,
+        Err(error) => reporter.failed(error).await,
+    };
+    if let Err(error) = reported {
+        tracing::warn!(%error, run = %name, "could not write the result into the run's status");
+    }
+    train::finish(&args, &result)
+}
+
+async fn blocking(work: impl FnOnce() -> ExitCode + Send + 'static) -> ExitCode {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or(ExitCode::from(kubetrain_api::exit_code::INTERNAL as u8))
+}
