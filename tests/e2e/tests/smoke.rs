@@ -439,3 +439,79 @@ async fn unprivileged_user_is_forbidden() -> Result<()> {
     }
     ns.delete().await
 }
+
+#[tokio::test]
+async fn deployment_becomes_available_and_crashing_containers_restart() -> Result<()> {
+    let Some((_env, ns)) = setup("deploy-restart").await? else {
+        return Ok(());
+    };
+    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                    "name": "main", "image": "busybox:1.36", "command": ["sleep", "600"],
+                }]},
+            },
+        },
+    }))?;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
+    wait_for(
+        "the deployment to be available",
+        DEFAULT_TIMEOUT,
+        || async {
+            let d = deployments.get("web").await?;
+            Ok((d.status.and_then(|s| s.available_replicas) == Some(1)).then_some(()))
+        },
+    )
+    .await?;
+
+    // restartPolicy Always: a container that keeps exiting is restarted with back-off.
+    let pods: Api<Pod> = ns.api();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "crasher"},
+        "spec": {"containers": [{"name": "main", "image": "busybox:1.36", "command": ["sh", "-c", "exit 1"]}]},
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    let last_exit = wait_for("two restarts", DEFAULT_TIMEOUT, || async {
+        let pod = pods.get("crasher").await?;
+        let status = pod.status.unwrap_or_default();
+        let container = status
+            .container_statuses
+            .unwrap_or_default()
+            .into_iter()
+            .next();
+        Ok(container
+            .filter(|c| c.restart_count >= 2)
+            .and_then(|c| c.last_state?.terminated.map(|t| t.exit_code)))
+    })
+    .await?;
+    ensure!(last_exit == 1, "last exit code {last_exit}");
+    ns.delete().await
+}
+
+#[tokio::test]
+async fn helm_reaches_the_api_server() -> Result<()> {
+    let Some(env) = TestEnv::from_env() else {
+        return Ok(());
+    };
+    let out = std::process::Command::new("helm")
+        .args(["list", "--all-namespaces", "--output", "json"])
+        .env("KUBECONFIG", &env.kubeconfig)
+        .output()
+        .context("running helm (is the env file's PATH set?)")?;
+    ensure!(
+        out.status.success(),
+        "helm list: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let releases: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    ensure!(releases.is_array(), "helm list printed {releases}");
+    Ok(())
+}
