@@ -3,8 +3,9 @@
 #
 #   tests/cluster/down.sh [STATE_DIR]
 #
-# Without an argument it stops $KUBETRAIN_TESTENV, else the environment up.sh last started for
-# this work tree. Only the processes recorded in the environment's pidfiles are signalled: SIGTERM
+# Without an argument it stops $KUBETRAIN_TESTENV, else the environment that up.sh started from
+# the same process group (e.g. earlier in the same script), else, from a terminal only, the one
+# up.sh last started for this work tree. Only the processes recorded in the environment's pidfiles are signalled: SIGTERM
 # to each process group, then SIGKILL after a deadline. Succeeds quietly when nothing is running.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,8 +14,13 @@ repo=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
 
 pointer=$(pointer_file "$repo")
+group_pointer=$(pointer_file "$repo" "$(process_group)")
 state=${1:-${KUBETRAIN_TESTENV:-}}
-if [[ -z $state && -f $pointer ]]; then
+if [[ -z $state && -f $group_pointer ]]; then
+  state=$(cat "$group_pointer")
+fi
+# Scripts (EXIT traps) must not stop an environment someone else started in this work tree.
+if [[ -z $state && -t 0 && -f $pointer ]]; then
   state=$(cat "$pointer")
 fi
 if [[ -z $state || ! -f $state/.kubetrain-testenv ]]; then
@@ -60,6 +66,8 @@ stop_all "$pids/kube-apiserver.pid" "$pids/weed.pid"
 stop_all "$pids/etcd.pid"
 
 rm -rf "$state"
-if [[ -f $pointer && $(cat "$pointer") == "$state" ]]; then
-  rm -f "$pointer"
-fi
+for file in "$pointer" "$(dirname "$pointer")/$(basename "$pointer").pgrp-"*; do
+  if [[ -f $file && $(cat "$file") == "$state" ]]; then
+    rm -f "$file"
+  fi
+done

@@ -1,13 +1,28 @@
 # Shared helpers for up.sh and down.sh (sourced, not run).
 # shellcheck shell=bash
 
-cache_root=${KUBETRAIN_TESTENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubetrain-testenv}
+cache_root=${KUBETRAIN_TESTENV_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/kubetrain-testenv}
 
-# Where up.sh records the state directory of the environment it started for this work tree, so
-# that down.sh without arguments finds it.
-pointer_file() {
-  local repo=$1
-  printf '%s/envs/%s\n' "$cache_root" "$(printf '%s' "$repo" | sha256sum | cut -c1-16)"
+# Where up.sh records the state directory of the environment it started, so that down.sh
+# without arguments finds it: one pointer per work tree and process group (a script such as
+# tests/run.sh runs up.sh and, from its EXIT trap, down.sh in one process group), and one per
+# work tree for the last environment started there (used from a terminal only).
+pointer_file() { # repo [process-group]
+  local key
+  key=$(printf '%s' "$1" | sha256sum | cut -c1-16)
+  if [[ -n ${2:-} ]]; then
+    printf '%s/envs/%s.pgrp-%s\n' "$cache_root" "$key" "$2"
+  else
+    printf '%s/envs/%s\n' "$cache_root" "$key"
+  fi
+}
+
+# The process group of this shell.
+process_group() {
+  local stat
+  stat=$(cat "/proc/$$/stat")
+  stat=${stat##*) }
+  awk '{print $3}' <<<"$stat"
 }
 
 # The start time of a process (field 22 of /proc/PID/stat, after the parenthesised command name),

@@ -57,6 +57,7 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/kubetrain-testenv.XXXXXX")
 touch "$state/.kubetrain-testenv"
 mkdir -p "$state/pids" "$state/logs" "$state/pki" "$(dirname "$(pointer_file "$repo")")"
 printf '%s\n' "$state" >"$(pointer_file "$repo")"
+printf '%s\n' "$state" >"$(pointer_file "$repo" "$(process_group)")"
 ok=0
 cleanup() {
   if ((!ok)); then
