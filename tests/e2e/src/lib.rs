@@ -150,6 +150,21 @@ impl TestEnv {
         Ok(TestNamespace { name, client })
     }
 
+    /// The environment and a fresh namespace for `test`, or `None` when end-to-end tests are
+    /// disabled (see [`TestEnv::from_env`]).
+    pub async fn with_namespace(test: &str) -> Result<Option<(Self, TestNamespace)>> {
+        let Some(env) = Self::from_env() else {
+            return Ok(None);
+        };
+        let ns = env.namespace(test).await?;
+        Ok(Some((env, ns)))
+    }
+
+    /// What a container of a pod has written so far (empty if nothing yet).
+    pub fn container_log_text(&self, pod: &Pod, container: &str) -> String {
+        std::fs::read_to_string(self.container_log(pod, container)).unwrap_or_default()
+    }
+
     /// The log file the process node writes for a container of a pod.
     pub fn container_log(&self, pod: &Pod, container: &str) -> PathBuf {
         let meta = &pod.metadata;
@@ -217,6 +232,24 @@ fn install_crypto_provider() {
         // Err means another provider was installed first, which is just as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// Waits until the pod is in one of `phases` and returns it.
+pub async fn wait_for_pod_phase(pods: &Api<Pod>, name: &str, phases: &[&str]) -> Result<Pod> {
+    wait_for(
+        &format!("pod {name} to be {phases:?}"),
+        DEFAULT_TIMEOUT,
+        || async {
+            let pod = pods.get(name).await?;
+            let phase = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.phase.clone())
+                .unwrap_or_default();
+            Ok(phases.contains(&phase.as_str()).then_some(pod))
+        },
+    )
+    .await
 }
 
 /// A client from a kubeconfig file.

@@ -1,16 +1,15 @@
 //! Smoke tests of the test environment itself: the real Job controller, scheduler and process
-//! node run Jobs and Pods; S3 stores objects; the TrainingRun CRD is served with its schema.
+//! node run Jobs; the scheduler keeps what does not fit Pending; S3 stores objects; the
+//! TrainingRun CRD is served with its schema; helm reaches the API server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::Duration;
-
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
-use kube::api::{DeleteParams, ListParams, PostParams};
-use kubetrain_e2e::{DEFAULT_TIMEOUT, TestEnv, TestNamespace, wait_for};
+use kube::api::{ListParams, PostParams};
+use kubetrain_e2e::{DEFAULT_TIMEOUT, TestEnv, wait_for};
 use object_store::ObjectStoreExt;
 use object_store::path::Path as ObjectPath;
 use serde_json::json;
@@ -46,38 +45,9 @@ async fn job_outcome(jobs: &Api<Job>, name: &str, types: &[&str]) -> Result<(Str
     .await
 }
 
-async fn pod_phase(pods: &Api<Pod>, name: &str, phases: &[&str]) -> Result<Pod> {
-    wait_for(
-        &format!("pod {name} to be {phases:?}"),
-        DEFAULT_TIMEOUT,
-        || async {
-            let pod = pods.get(name).await?;
-            let phase = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.phase.clone())
-                .unwrap_or_default();
-            Ok(phases.contains(&phase.as_str()).then_some(pod))
-        },
-    )
-    .await
-}
-
-fn log_of(env: &TestEnv, pod: &Pod, container: &str) -> String {
-    std::fs::read_to_string(env.container_log(pod, container)).unwrap_or_default()
-}
-
-async fn setup(test: &str) -> Result<Option<(TestEnv, TestNamespace)>> {
-    let Some(env) = TestEnv::from_env() else {
-        return Ok(None);
-    };
-    let ns = env.namespace(test).await?;
-    Ok(Some((env, ns)))
-}
-
 #[tokio::test]
 async fn job_runs_to_complete_through_controller_scheduler_and_node() -> Result<()> {
-    let Some((env, ns)) = setup("job-complete").await? else {
+    let Some((env, ns)) = TestEnv::with_namespace("job-complete").await? else {
         return Ok(());
     };
     let jobs: Api<Job> = ns.api();
@@ -98,16 +68,16 @@ async fn job_runs_to_complete_through_controller_scheduler_and_node() -> Result<
     let pod = &list.items[0];
     ensure!(pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(env.node.as_str()));
     ensure!(
-        log_of(&env, pod, "main") == "ok\n",
+        env.container_log_text(pod, "main") == "ok\n",
         "log: {:?}",
-        log_of(&env, pod, "main")
+        env.container_log_text(pod, "main")
     );
     ns.delete().await
 }
 
 #[tokio::test]
 async fn failing_job_honours_backoff_limit() -> Result<()> {
-    let Some((_env, ns)) = setup("job-fail").await? else {
+    let Some((_env, ns)) = TestEnv::with_namespace("job-fail").await? else {
         return Ok(());
     };
     let jobs: Api<Job> = ns.api();
@@ -145,7 +115,7 @@ async fn failing_job_honours_backoff_limit() -> Result<()> {
 
 #[tokio::test]
 async fn gpu_pod_stays_pending_with_the_schedulers_reason() -> Result<()> {
-    let Some((_env, ns)) = setup("gpu-pending").await? else {
+    let Some((_env, ns)) = TestEnv::with_namespace("gpu-pending").await? else {
         return Ok(());
     };
     let pods: Api<Pod> = ns.api();
@@ -299,201 +269,6 @@ async fn trainingrun_crd_is_accepted_and_explained() -> Result<()> {
         );
     }
     Ok(())
-}
-
-#[tokio::test]
-async fn pod_process_gets_its_env_and_service_account_identity() -> Result<()> {
-    let Some((env, ns)) = setup("pod-identity").await? else {
-        return Ok(());
-    };
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "creds"}, "stringData": {"password": "s3cret"},
-    }))?;
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await?;
-    let cm: ConfigMap = serde_json::from_value(
-        json!({"metadata": {"name": "settings"}, "data": {"mode": "fast"}}),
-    )?;
-    ns.api::<ConfigMap>()
-        .create(&PostParams::default(), &cm)
-        .await?;
-    let script = r#"set -e
-test "$PASSWORD" = s3cret
-test "$MODE" = fast
-test "$GREETING" = "hello $NS"
-me=$(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')
-echo "$me"
-test "$me" = "system:serviceaccount:$NS:default"
-if kubectl get secrets >/dev/null 2>&1; then echo "service account must not read secrets"; exit 1; fi"#;
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "identity"},
-        "spec": {"restartPolicy": "Never", "containers": [{
-            "name": "main", "image": "busybox:1.36", "command": ["sh", "-c", script],
-            "env": [
-                {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
-                {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
-                {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                {"name": "GREETING", "value": "hello $(NS)"},
-            ],
-        }]},
-    }))?;
-    let pods: Api<Pod> = ns.api();
-    pods.create(&PostParams::default(), &pod).await?;
-    let done = pod_phase(&pods, "identity", &["Succeeded", "Failed"]).await?;
-    let log = log_of(&env, &done, "main");
-    ensure!(
-        done.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"),
-        "pod failed; its log:\n{log}"
-    );
-    ensure!(
-        log.trim() == format!("system:serviceaccount:{}:default", ns.name),
-        "log: {log}"
-    );
-    ns.delete().await
-}
-
-#[tokio::test]
-async fn deleted_pod_gets_sigterm_and_goes_away() -> Result<()> {
-    let Some((env, ns)) = setup("pod-delete").await? else {
-        return Ok(());
-    };
-    let pods: Api<Pod> = ns.api();
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "sleeper"},
-        "spec": {"terminationGracePeriodSeconds": 20, "containers": [{
-            "name": "main", "image": "busybox:1.36",
-            "command": ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo started; while true; do sleep 0.1; done"],
-        }]},
-    }))?;
-    pods.create(&PostParams::default(), &pod).await?;
-    let running = pod_phase(&pods, "sleeper", &["Running"]).await?;
-    wait_for("the process to start", DEFAULT_TIMEOUT, || async {
-        Ok(log_of(&env, &running, "main")
-            .contains("started")
-            .then_some(()))
-    })
-    .await?;
-    let started = std::time::Instant::now();
-    pods.delete("sleeper", &DeleteParams::default()).await?;
-    wait_for("the pod to be deleted", DEFAULT_TIMEOUT, || async {
-        Ok(pods.get_opt("sleeper").await?.is_none().then_some(()))
-    })
-    .await?;
-    // The trap ran, well before the 20 s grace period would have ended in SIGKILL.
-    ensure!(
-        log_of(&env, &running, "main").contains("got TERM"),
-        "no SIGTERM seen"
-    );
-    ensure!(
-        started.elapsed() < Duration::from_secs(15),
-        "deletion took {:?}",
-        started.elapsed()
-    );
-    ns.delete().await
-}
-
-#[tokio::test]
-async fn active_deadline_fails_the_pod() -> Result<()> {
-    let Some((_env, ns)) = setup("pod-deadline").await? else {
-        return Ok(());
-    };
-    let pods: Api<Pod> = ns.api();
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "slow"},
-        "spec": {"restartPolicy": "Never", "activeDeadlineSeconds": 2, "terminationGracePeriodSeconds": 1,
-                 "containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "600"]}]},
-    }))?;
-    pods.create(&PostParams::default(), &pod).await?;
-    let failed = pod_phase(&pods, "slow", &["Failed", "Succeeded"]).await?;
-    let status = failed.status.unwrap_or_default();
-    ensure!(
-        status.phase.as_deref() == Some("Failed"),
-        "phase {:?}",
-        status.phase
-    );
-    ensure!(
-        status.reason.as_deref() == Some("DeadlineExceeded"),
-        "reason {:?}",
-        status.reason
-    );
-    ns.delete().await
-}
-
-#[tokio::test]
-async fn unprivileged_user_is_forbidden() -> Result<()> {
-    let Some((env, ns)) = setup("user-forbidden").await? else {
-        return Ok(());
-    };
-    let pods: Api<Pod> = Api::namespaced(env.user_client().await?, &ns.name);
-    match pods.list(&ListParams::default()).await {
-        Err(kube::Error::Api(status)) if status.code == 403 => {
-            ensure!(
-                status.message.contains(&env.user),
-                "403 names someone else: {}",
-                status.message
-            );
-        }
-        Err(other) => bail!("expected 403 Forbidden, got {other}"),
-        Ok(_) => bail!("unprivileged user {} could list pods", env.user),
-    }
-    ns.delete().await
-}
-
-#[tokio::test]
-async fn deployment_becomes_available_and_crashing_containers_restart() -> Result<()> {
-    let Some((_env, ns)) = setup("deploy-restart").await? else {
-        return Ok(());
-    };
-    let deployment: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(json!({
-        "metadata": {"name": "web"},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": "web"}},
-            "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
-                    "name": "main", "image": "busybox:1.36", "command": ["sleep", "600"],
-                }]},
-            },
-        },
-    }))?;
-    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = ns.api();
-    deployments
-        .create(&PostParams::default(), &deployment)
-        .await?;
-    wait_for(
-        "the deployment to be available",
-        DEFAULT_TIMEOUT,
-        || async {
-            let d = deployments.get("web").await?;
-            Ok((d.status.and_then(|s| s.available_replicas) == Some(1)).then_some(()))
-        },
-    )
-    .await?;
-
-    // restartPolicy Always: a container that keeps exiting is restarted with back-off.
-    let pods: Api<Pod> = ns.api();
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "crasher"},
-        "spec": {"containers": [{"name": "main", "image": "busybox:1.36", "command": ["sh", "-c", "exit 1"]}]},
-    }))?;
-    pods.create(&PostParams::default(), &pod).await?;
-    let last_exit = wait_for("two restarts", DEFAULT_TIMEOUT, || async {
-        let pod = pods.get("crasher").await?;
-        let status = pod.status.unwrap_or_default();
-        let container = status
-            .container_statuses
-            .unwrap_or_default()
-            .into_iter()
-            .next();
-        Ok(container
-            .filter(|c| c.restart_count >= 2)
-            .and_then(|c| c.last_state?.terminated.map(|t| t.exit_code)))
-    })
-    .await?;
-    ensure!(last_exit == 1, "last exit code {last_exit}");
-    ns.delete().await
 }
 
 #[tokio::test]
