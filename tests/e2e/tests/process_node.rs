@@ -209,3 +209,50 @@ async fn deployment_becomes_available_and_crashing_containers_restart() -> Resul
     ensure!(last_exit == 1, "last exit code {last_exit}");
     ns.delete().await
 }
+
+#[tokio::test]
+async fn process_ignoring_sigterm_is_killed_after_the_grace_period() -> Result<()> {
+    let Some((env, ns)) = TestEnv::with_namespace("pod-kill").await? else {
+        return Ok(());
+    };
+    let pods: Api<Pod> = ns.api();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stubborn"},
+        "spec": {"terminationGracePeriodSeconds": 2, "containers": [{
+            "name": "main", "image": "busybox:1.36",
+            "command": ["sh", "-c", "trap '' TERM; echo started; while true; do sleep 0.1; done"],
+        }]},
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    let running = wait_for_pod_phase(&pods, "stubborn", &["Running"]).await?;
+    wait_for("the process to start", DEFAULT_TIMEOUT, || async {
+        Ok(env
+            .container_log_text(&running, "main")
+            .contains("started")
+            .then_some(()))
+    })
+    .await?;
+    let pidfile = env.container_log(&running, "main").with_extension("pid");
+    let pid: u32 = std::fs::read_to_string(&pidfile)?
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .parse()?;
+    let started = std::time::Instant::now();
+    pods.delete("stubborn", &DeleteParams::default()).await?;
+    wait_for("the pod to be deleted", DEFAULT_TIMEOUT, || async {
+        Ok(pods.get_opt("stubborn").await?.is_none().then_some(()))
+    })
+    .await?;
+    let took = started.elapsed();
+    ensure!(
+        took >= Duration::from_secs(2),
+        "deleted after {took:?}, before the grace period"
+    );
+    ensure!(took < Duration::from_secs(10), "deletion took {took:?}");
+    ensure!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "process {pid} still runs"
+    );
+    ns.delete().await
+}
