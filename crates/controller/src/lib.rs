@@ -7,10 +7,14 @@
 
 pub mod conditions;
 pub mod job;
+pub mod leader;
+pub mod metrics;
 pub mod pods;
 pub mod rbac;
 pub mod reconcile;
 pub mod reporter;
+pub mod runner;
+pub mod server;
 pub mod status;
 pub mod validate;
 
@@ -18,7 +22,7 @@ pub mod validate;
 mod fixtures;
 
 pub use job::JobSettings;
-pub use reconcile::run;
+pub use runner::{Options, run};
 
 /// Errors of one reconcile; each names the action that failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// The action that failed, for metrics and events.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Error::NotNamespaced => "read run",
+            Error::Kube { action, .. } => action,
+        }
+    }
+
     /// `map_err` adapter naming the action.
     pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
         move |source| Error::Kube { action, source }

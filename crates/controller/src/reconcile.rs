@@ -5,20 +5,20 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use kubetrain_api::{Phase, TrainingRun, TrainingRunStatus};
 use serde_json::json;
 use tracing::{info, warn};
+
+use crate::metrics::Metrics;
 
 use crate::job::{JobSettings, RUN_LABEL, build_job, job_name};
 use crate::status::{Observed, decide};
@@ -32,6 +32,9 @@ pub struct Context {
     client: Client,
     settings: JobSettings,
     recorder: Recorder,
+    jobs: Store<Job>,
+    pods: Store<Pod>,
+    metrics: Arc<Metrics>,
     /// Namespaces whose trainer RBAC is known to exist.
     provisioned: Mutex<HashSet<String>>,
 }
@@ -45,8 +48,14 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
-    /// A context for `client` with `settings`.
-    pub fn new(client: Client, settings: JobSettings) -> Self {
+    /// A context for `client` with `settings`, reading Jobs and Pods from caches.
+    pub fn new(
+        client: Client,
+        settings: JobSettings,
+        jobs: Store<Job>,
+        pods: Store<Pod>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let recorder = Recorder::new(
             client.clone(),
             Reporter {
@@ -58,46 +67,37 @@ impl Context {
             client,
             settings,
             recorder,
+            jobs,
+            pods,
+            metrics,
             provisioned: Mutex::new(HashSet::new()),
         }
     }
 }
 
-/// Run the controller until SIGTERM/SIGINT.
-pub async fn run(client: Client, settings: JobSettings) {
-    let runs: Api<TrainingRun> = Api::all(client.clone());
-    let jobs: Api<Job> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
-    let labelled = watcher::Config::default().labels(RUN_LABEL);
-    let context = Arc::new(Context::new(client, settings));
-    Controller::new(runs, watcher::Config::default())
-        .owns(jobs, labelled.clone())
-        .watches(pods, labelled, |pod| {
-            let run = pod.labels().get(RUN_LABEL).cloned()?;
-            Some(ObjectRef::new(&run).within(&pod.namespace()?))
-        })
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            match result {
-                Ok((run, _)) => tracing::debug!(run = %run, "reconciled"),
-                Err(error) => warn!(%error, "reconcile failed"),
-            }
-        })
-        .await;
+/// Reconcile, timed and counted.
+pub async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    ctx.metrics.reconciles.inc();
+    let result = reconcile_run(run, &ctx).await;
+    Metrics::observe(&ctx.metrics.reconcile_duration, started.elapsed());
+    if let Err(error) = &result {
+        ctx.metrics.error(error.action());
+    }
+    result
 }
 
-fn error_policy(run: Arc<TrainingRun>, error: &Error, _: Arc<Context>) -> Action {
+/// Requeue a failed reconcile after a short pause.
+pub fn error_policy(run: Arc<TrainingRun>, error: &Error, _: Arc<Context>) -> Action {
     warn!(run = %run.name_any(), %error, "reconcile error; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 
-async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, Error> {
     let namespace = run.namespace().ok_or(Error::NotNamespaced)?;
     let name = run.name_any();
     let runs: Api<TrainingRun> = Api::namespaced(ctx.client.clone(), &namespace);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
     let now = Timestamp::now();
 
     if let Some(action) = expire(&run, &runs, now).await? {
@@ -111,15 +111,15 @@ async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Action, E
         .as_ref()
         .and_then(|s| s.phase)
         .is_some_and(Phase::is_terminal);
-    let mut job = jobs
-        .get_opt(&job_name(&run))
-        .await
-        .map_err(Error::kube("get Job"))?;
+    let mut job = ctx
+        .jobs
+        .get(&ObjectRef::new(&job_name(&run)).within(&namespace))
+        .map(|job| (*job).clone());
 
     // Apply: create the Job when the run should have one.
     if job.is_none() && invalid.is_none() && !terminal && !run.spec.cancel {
         if run.spec.service_account_name.is_none() {
-            ensure_trainer_rbac(&ctx, &namespace).await?;
+            ensure_trainer_rbac(ctx, &namespace).await?;
         }
         let desired = build_job(&run, &ctx.settings);
         let params = PatchParams::apply(FIELD_MANAGER).force();
@@ -127,8 +127,15 @@ async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Action, E
             .patch(&job_name(&run), &params, &Patch::Apply(&desired))
             .await
             .map_err(Error::kube("create Job"))?;
+        if let Some(created_at) = &run.metadata.creation_timestamp {
+            let latency = now.as_second().saturating_sub(created_at.0.as_second());
+            Metrics::observe(
+                &ctx.metrics.job_creation_latency,
+                Duration::from_secs(latency.max(0).unsigned_abs()),
+            );
+        }
         publish(
-            &ctx,
+            ctx,
             &run,
             EventType::Normal,
             "CreatedJob",
@@ -155,13 +162,17 @@ async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Action, E
             job = Some(patched);
         }
     }
-    let pod_list = match &job {
-        Some(_) => {
-            pods.list(&ListParams::default().labels(&format!("{RUN_LABEL}={name}")))
-                .await
-                .map_err(Error::kube("list Pods"))?
-                .items
-        }
+    let pod_list: Vec<Pod> = match &job {
+        Some(_) => ctx
+            .pods
+            .state()
+            .into_iter()
+            .filter(|pod| {
+                pod.namespace().as_deref() == Some(namespace.as_str())
+                    && pod.labels().get(RUN_LABEL) == Some(&name)
+            })
+            .map(|pod| (*pod).clone())
+            .collect(),
         None => Vec::new(),
     };
 
@@ -215,7 +226,19 @@ async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Action, E
         };
         let note = decision.status.message.clone().unwrap_or_default();
         info!(run = %name, namespace = %namespace, phase = phase.as_str(), %note, "phase changed");
-        publish(&ctx, &run, kind, phase.as_str(), note).await;
+        publish(ctx, &run, kind, phase.as_str(), note).await;
+        if phase.is_terminal()
+            && let (Some(start), Some(end)) = (
+                &decision.status.start_time,
+                &decision.status.completion_time,
+            )
+        {
+            let seconds = end.0.as_second().saturating_sub(start.0.as_second());
+            Metrics::observe(
+                &ctx.metrics.training_duration,
+                Duration::from_secs(seconds.max(0).unsigned_abs()),
+            );
+        }
     }
 
     let ttl_due = ttl_due(&run, &decision.status, now);

@@ -1,0 +1,345 @@
+//! The controller against the real control plane: TrainingRun -> Job -> process node ->
+//! `kubetrain train` -> model in the real S3 -> status, as a user sees it.
+//!
+//! One controller process serves every scenario (controllers are cluster-wide), so the
+//! scenarios run inside one test, concurrently, each in its own namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kubetrain_api::{Phase, TrainingRun};
+use kubetrain_e2e::{TestEnv, TestNamespace, wait_for};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+const TRAINING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The controller as a child process, stopped when the test ends (also on failure).
+struct ControllerProcess(Child);
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn kubetrain_bin() -> PathBuf {
+    std::env::var_os("KUBETRAIN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/kubetrain")
+        })
+}
+
+fn start_controller(env: &TestEnv) -> Result<ControllerProcess> {
+    let log = std::fs::File::create(env.state_dir.join("controller-e2e.log"))?;
+    let child = Command::new(kubetrain_bin())
+        .args([
+            "controller",
+            "--trainer-image",
+            "ghcr.io/kubetrain/kubetrain:e2e",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info,kubetrain_controller=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("starting `kubetrain controller` (build it with `cargo build -p kubetrain`)")?;
+    Ok(ControllerProcess(child))
+}
+
+fn data(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../data")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn s3_secret(ns: &TestNamespace) -> Result<()> {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "s3"},
+        "stringData": {
+            "AWS_ACCESS_KEY_ID": std::env::var("AWS_ACCESS_KEY_ID")?,
+            "AWS_SECRET_ACCESS_KEY": std::env::var("AWS_SECRET_ACCESS_KEY")?,
+        },
+    }))?;
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await?;
+    Ok(())
+}
+
+fn run_manifest(name: &str, bucket: &str, prefix: &str, extra: serde_json::Value) -> TrainingRun {
+    let mut spec = json!({
+        "algorithm": {"logisticRegression": {"maxIterations": 200, "l2Penalty": 1.0}},
+        "dataset": {"uri": format!("s3://{bucket}/{prefix}/train.csv"), "labelColumn": "label", "validationFraction": 0.2, "seed": 7},
+        "output": {"uri": format!("s3://{bucket}/{prefix}/model/")},
+        "storage": {"secretRef": {"name": "s3"}},
+        "backoffLimit": 2,
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "kubetrain.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+async fn wait_phase(runs: &Api<TrainingRun>, name: &str, phase: Phase) -> Result<TrainingRun> {
+    wait_for(
+        &format!("run {name} to be {phase:?}"),
+        TRAINING_TIMEOUT,
+        || async {
+            let run = runs.get(name).await?;
+            let now = run.status.as_ref().and_then(|s| s.phase);
+            ensure!(
+                now == Some(phase) || !now.is_some_and(Phase::is_terminal),
+                "run {name} ended {now:?} instead of {phase:?}: {:?}",
+                run.status.as_ref().and_then(|s| s.message.clone())
+            );
+            Ok((now == Some(phase)).then_some(run))
+        },
+    )
+    .await
+}
+
+async fn trains_a_model_into_s3(env: &TestEnv, store: &dyn ObjectStore) -> Result<()> {
+    let ns = env.namespace("ctl-happy").await?;
+    s3_secret(&ns).await?;
+    let prefix = ns.name.clone();
+    store
+        .put(
+            &ObjectPath::from(format!("{prefix}/train.csv")),
+            PutPayload::from(data("breast_cancer_train.csv")),
+        )
+        .await?;
+    let runs = ns.api::<TrainingRun>();
+    runs.create(
+        &PostParams::default(),
+        &run_manifest("churn", &env.bucket, &prefix, json!({})),
+    )
+    .await?;
+    let run = wait_phase(&runs, "churn", Phase::Succeeded).await?;
+    let status = run.status.unwrap();
+    let accuracy = status.metrics.as_ref().and_then(|m| m.accuracy).unwrap();
+    ensure!(accuracy > 0.93, "accuracy {accuracy}");
+    let model = status.model.context("status.model")?;
+    ensure!(
+        model.uri == format!("s3://{}/{prefix}/model/model.json", env.bucket),
+        "{}",
+        model.uri
+    );
+    let bytes = store
+        .get(&ObjectPath::from(format!("{prefix}/model/model.json")))
+        .await?
+        .bytes()
+        .await?;
+    ensure!(
+        hex(&Sha256::digest(&bytes)) == model.sha256,
+        "sha256 in status differs from the object's"
+    );
+    ensure!(bytes.len() as u64 == model.bytes);
+    let progress = status.progress.context("status.progress")?;
+    ensure!(
+        progress.percent == 100.0 && progress.iteration > 0,
+        "{progress:?}"
+    );
+    ensure!(status.dataset.map(|d| d.rows) == Some(455));
+    for wanted in ["Accepted", "Complete", "ModelReady"] {
+        let c = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == wanted)
+            .context(wanted)?;
+        ensure!(c.status == "True", "{wanted} is {}", c.status);
+    }
+    let jobs = ns
+        .api::<Job>()
+        .list(&ListParams::default().labels("kubetrain.dev/run=churn"))
+        .await?;
+    ensure!(
+        jobs.items.len() == 1,
+        "exactly one Job per run, found {}",
+        jobs.items.len()
+    );
+    ns.delete().await
+}
+
+async fn bad_data_fails_at_once(env: &TestEnv, store: &dyn ObjectStore) -> Result<()> {
+    let ns = env.namespace("ctl-bad").await?;
+    s3_secret(&ns).await?;
+    let prefix = ns.name.clone();
+    store
+        .put(
+            &ObjectPath::from(format!("{prefix}/train.csv")),
+            PutPayload::from("f0,f1,label\n1,2,0\n3,abc,1\n5,6,0\n7,8,1\n"),
+        )
+        .await?;
+    let runs = ns.api::<TrainingRun>();
+    runs.create(
+        &PostParams::default(),
+        &run_manifest("bad", &env.bucket, &prefix, json!({})),
+    )
+    .await?;
+    let run = wait_phase(&runs, "bad", Phase::Failed).await?;
+    let status = run.status.unwrap();
+    let message = status.message.unwrap_or_default();
+    ensure!(
+        message.contains("abc") && message.contains("f1"),
+        "message should name the value and column: {message}"
+    );
+    let failed = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Failed")
+        .unwrap();
+    ensure!(failed.reason == "BadInput", "reason {}", failed.reason);
+    let job = ns.api::<Job>().get(&status.job_name.unwrap()).await?;
+    let failures = job.status.and_then(|s| s.failed).unwrap_or(0);
+    ensure!(
+        failures == 1,
+        "bad input must not be retried; {failures} attempts failed"
+    );
+    ns.delete().await
+}
+
+async fn cancel_stops_the_run(env: &TestEnv) -> Result<()> {
+    let ns = env.namespace("ctl-cancel").await?;
+    let runs = ns.api::<TrainingRun>();
+    // Suspended, so it stays put until cancelled.
+    runs.create(
+        &PostParams::default(),
+        &run_manifest("stop", &env.bucket, &ns.name, json!({"suspend": true})),
+    )
+    .await?;
+    wait_phase(&runs, "stop", Phase::Queued).await?;
+    runs.patch(
+        "stop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"cancel": true}})),
+    )
+    .await?;
+    wait_phase(&runs, "stop", Phase::Cancelled).await?;
+    let jobs = ns.api::<Job>();
+    wait_for(
+        "the cancelled run's Job to be gone",
+        TRAINING_TIMEOUT,
+        || async {
+            Ok(jobs
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        },
+    )
+    .await?;
+    ensure!(
+        runs.get_opt("stop").await?.is_some(),
+        "the cancelled run's record is kept"
+    );
+    ns.delete().await
+}
+
+async fn gpu_run_is_unschedulable_then_fails_at_its_start_deadline(env: &TestEnv) -> Result<()> {
+    let ns = env.namespace("ctl-gpu").await?;
+    let runs = ns.api::<TrainingRun>();
+    let extra = json!({"resources": {"limits": {"nvidia.com/gpu": 1}}, "startDeadlineSeconds": 15});
+    runs.create(
+        &PostParams::default(),
+        &run_manifest("gpu", &env.bucket, &ns.name, extra),
+    )
+    .await?;
+    wait_for(
+        "the GPU run to say it is unschedulable",
+        TRAINING_TIMEOUT,
+        || async {
+            let run = runs.get("gpu").await?;
+            let message = run.status.and_then(|s| s.message).unwrap_or_default();
+            Ok(message
+                .contains("Insufficient nvidia.com/gpu")
+                .then_some(()))
+        },
+    )
+    .await?;
+    let run = wait_phase(&runs, "gpu", Phase::Failed).await?;
+    let failed = run
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Failed")
+        .unwrap();
+    ensure!(
+        failed.reason == "StartDeadlineExceeded",
+        "reason {}",
+        failed.reason
+    );
+    ensure!(
+        failed.message.contains("Insufficient nvidia.com/gpu"),
+        "{}",
+        failed.message
+    );
+    ns.delete().await
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_end_to_end() {
+    let Some(env) = TestEnv::from_env() else {
+        return;
+    };
+    let crd = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/crds/trainingruns.kubetrain.dev.yaml");
+    let applied = env
+        .kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()])
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    env.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/trainingruns.kubetrain.dev",
+        "--timeout=60s",
+    ])
+    .unwrap();
+    let _controller = start_controller(&env).unwrap();
+    let store = env.store().unwrap();
+    let (happy, bad, cancel, gpu) = tokio::join!(
+        trains_a_model_into_s3(&env, store.as_ref()),
+        bad_data_fails_at_once(&env, store.as_ref()),
+        cancel_stops_the_run(&env),
+        gpu_run_is_unschedulable_then_fails_at_its_start_deadline(&env),
+    );
+    let log = env.state_dir.join("controller-e2e.log");
+    for (name, result) in [
+        ("happy path", happy),
+        ("bad data", bad),
+        ("cancel", cancel),
+        ("gpu", gpu),
+    ] {
+        if let Err(error) = result {
+            panic!("{name}: {error:#}\ncontroller log: {}", log.display());
+        }
+    }
+}
