@@ -33,6 +33,8 @@ async fn pod_process_gets_its_env_and_service_account_identity() -> Result<()> {
     let script = r#"set -e
 test "$PASSWORD" = s3cret
 test "$MODE" = fast
+test -d "$TMPDIR"
+test "$TMPDIR" != /tmp
 test "$GREETING" = "hello $NS"
 me=$(kubectl auth whoami -o jsonpath='{.status.userInfo.username}')
 echo "$me"

@@ -74,6 +74,8 @@ pub async fn prepare(
     let mut vars: Vec<(String, String)> = vec![
         ("PATH".into(), ctx.host_path.clone()),
         ("HOME".into(), dir.display().to_string()),
+        // The pod's own /tmp, as an emptyDir at /tmp or the image's /tmp would be.
+        ("TMPDIR".into(), dir.join("tmp").display().to_string()),
         (
             "HOSTNAME".into(),
             pod.metadata.name.clone().unwrap_or_default(),

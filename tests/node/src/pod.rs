@@ -113,7 +113,7 @@ fn reports(containers: &[Container]) -> Vec<ContainerReport> {
 impl Runner {
     async fn lifecycle(&mut self, init: &[Container], containers: &[Container]) -> Result<()> {
         let dir = launch::pod_dir(&self.ctx, &self.pod);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(dir.join("tmp"))?;
         let mut main = Group::new(reports(containers));
         if let Some(ending) = self.ending() {
             return self.finish(ending, &mut main).await;
