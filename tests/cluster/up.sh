@@ -51,6 +51,10 @@ if [[ -z $node_bin ]]; then
   node_bin=${CARGO_TARGET_DIR:-$repo/target}/debug/kubetrain-testnode
 fi
 [[ -x $node_bin ]] || die "process node binary $node_bin not found"
+target=${CARGO_TARGET_DIR:-$repo/target}
+if [[ -z ${KUBETRAIN_BIN:-} && -x $target/release/kubetrain && $target/debug/kubetrain -nt $target/release/kubetrain ]]; then
+  log "note: kubetrain images run target/release/kubetrain, which is older than target/debug/kubetrain; set KUBETRAIN_BIN to choose"
+fi
 
 # --- fresh state ----------------------------------------------------------------------------
 state=$(mktemp -d "${TMPDIR:-/tmp}/kubetrain-testenv.XXXXXX")
