@@ -221,3 +221,37 @@ fn flags_come_from_the_environment_and_progress_is_json_lines() {
     assert_eq!(last["summary"]["validationDataset"]["rows"], 114);
     assert_eq!(last["summary"]["evaluatedOn"], "validation");
 }
+
+#[test]
+fn unreachable_storage_exits_75_transient() {
+    // Port 1 on loopback refuses connections: the S3 client must honour AWS_ENDPOINT_URL and
+    // AWS_ALLOW_HTTP, retry a bounded number of times, and report a transient failure.
+    let run = Command::new(env!("CARGO_BIN_EXE_kubetrain"))
+        .args([
+            "train",
+            "--data",
+            "s3://data/train.csv",
+            "--out",
+            "s3://models/run",
+            "--progress",
+            "none",
+        ])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(75), "{}", text(&run.stderr));
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains("error: could not read s3://data/train.csv"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("http://127.0.0.1:1/data/train.csv"),
+        "path-style request expected: {stderr}"
+    );
+}

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
 };
 
 use crate::error::TrainError;
@@ -52,6 +52,7 @@ impl Location {
             if bucket.is_empty() {
                 return Err(invalid("no bucket name; expected s3://bucket/key".into()));
             }
+            install_crypto_provider();
             let store = AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
                 .with_retry(RetryConfig {
@@ -59,8 +60,11 @@ impl Location {
                     max_retries: 3,
                     retry_timeout: Duration::from_secs(30),
                 })
-                .with_client_options(
-                    ClientOptions::new().with_connect_timeout(Duration::from_secs(5)),
+                // A config key, not `with_client_options`, which would replace the client
+                // settings read from the environment (AWS_ALLOW_HTTP among them).
+                .with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                    "5s",
                 )
                 .build()
                 .map_err(|e| invalid(format!("cannot configure S3 access: {e}")))?;
@@ -155,6 +159,17 @@ impl Location {
             e => otherwise(uri, e),
         }
     }
+}
+
+/// Give rustls a process-wide crypto provider. The dependency tree enables both `ring` and
+/// `aws-lc-rs`, and with two candidates rustls picks neither, so every HTTPS/HTTP client
+/// build fails ("builder error") until one is installed. Installing fails harmlessly when
+/// the process already has one.
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// Resolve `.` and `..` lexically (object_store paths refuse them; the file need not exist).
