@@ -49,6 +49,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: controller
 {{- end }}
 
+{{- define "kubetrain.trainer.labels" -}}
+{{ include "kubetrain.labels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: trainer
+{{- end }}
+
 {{- define "kubetrain.controller.fullname" -}}
 {{- printf "%s-controller" (include "kubetrain.fullname" .) }}
 {{- end }}

@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::ListParams;
 use kubetrain_api::{Phase, TrainingRun};
 use kubetrain_e2e::{DEFAULT_TIMEOUT, TestEnv, TestNamespace, wait_for};
@@ -560,8 +560,10 @@ async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> R
     )
     .await?;
 
-    // The binary sample, with its data in the real S3, trained by the chart's controller.
-    let prefix = ns.name.clone();
+    // The binary sample, with its data in the real S3, trained by the chart's controller in a
+    // namespace of its own, as a team would use it.
+    let team = env.namespace("chart-runs").await?;
+    let prefix = team.name.clone();
     let store = env.store()?;
     for (file, key) in [
         ("breast_cancer_train.csv", "train.csv"),
@@ -579,17 +581,17 @@ async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> R
     ok(
         &env,
         "kubectl",
-        &["apply", "--namespace", &ns.name, "-f", "-"],
+        &["apply", "--namespace", &team.name, "-f", "-"],
         Some(secret.as_bytes()),
     )?;
     let run = sample("logistic-regression-binary.yaml", &env.bucket, &prefix)?;
     ok(
         &env,
         "kubectl",
-        &["apply", "--namespace", &ns.name, "-f", "-"],
+        &["apply", "--namespace", &team.name, "-f", "-"],
         Some(run.as_bytes()),
     )?;
-    let runs = ns.api::<TrainingRun>();
+    let runs = team.api::<TrainingRun>();
     let done = wait_for("the sample run to succeed", TRAINING_TIMEOUT, || async {
         let run = runs.get("breast-cancer").await?;
         let status = run.status.clone().unwrap_or_default();
@@ -641,6 +643,21 @@ async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> R
     ensure!(
         accuracy > 0.93,
         "accuracy {accuracy} on the held-out test data"
+    );
+    // The controller gave the team namespace the trainer's identity (it may grant
+    // `patch trainingruns/status` because the chart's ClusterRole holds it).
+    let trainer = team
+        .api::<ServiceAccount>()
+        .get("kubetrain-trainer")
+        .await
+        .context("the trainer ServiceAccount in the run's namespace")?;
+    let labels = trainer.metadata.labels.unwrap_or_default();
+    ensure!(
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str)
+            == Some("kubetrain"),
+        "the trainer ServiceAccount was not made by the controller: {labels:?}"
     );
     let log = std::fs::read_to_string(env.container_log(&pod, "controller")).unwrap_or_default();
     ensure!(
@@ -713,5 +730,5 @@ async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> R
     )
     .context("the CRD must outlive the release")?;
     drop(release);
-    Ok(())
+    team.delete().await
 }
