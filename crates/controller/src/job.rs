@@ -132,7 +132,8 @@ fn pod_failure_policy() -> PodFailurePolicy {
                 on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
                     container_name: Some(CONTAINER.to_owned()),
                     operator: "In".to_owned(),
-                    values: vec![exit_code::BAD_INPUT, exit_code::USAGE],
+                    // The API server requires these in ascending order.
+                    values: vec![exit_code::USAGE, exit_code::BAD_INPUT],
                 }),
                 on_pod_conditions: None,
             },

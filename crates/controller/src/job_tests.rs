@@ -195,6 +195,10 @@ fn bad_input_fails_at_once_and_disruptions_do_not_count() {
     assert_eq!(codes.container_name.as_deref(), Some(CONTAINER));
     assert!(codes.values.contains(&exit_code::BAD_INPUT));
     assert!(!codes.values.contains(&exit_code::TRANSIENT));
+    assert!(
+        codes.values.is_sorted(),
+        "the API server rejects unordered exit codes"
+    );
     let ignore = rules.iter().find(|r| r.action == "Ignore").unwrap();
     assert_eq!(
         ignore.on_pod_conditions.as_ref().unwrap()[0].type_,

@@ -25,10 +25,17 @@ const TRAINING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120
 /// The controller as a child process, stopped when the test ends (also on failure).
 struct ControllerProcess(Child);
 
-impl Drop for ControllerProcess {
-    fn drop(&mut self) {
+impl ControllerProcess {
+    /// SIGKILL, as a crash or an OOM kill would.
+    fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -41,7 +48,10 @@ fn kubetrain_bin() -> PathBuf {
 }
 
 fn start_controller(env: &TestEnv) -> Result<ControllerProcess> {
-    let log = std::fs::File::create(env.state_dir.join("controller-e2e.log"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env.state_dir.join("controller-e2e.log"))?;
     let child = Command::new(kubetrain_bin())
         .args([
             "controller",
@@ -297,6 +307,154 @@ async fn gpu_run_is_unschedulable_then_fails_at_its_start_deadline(env: &TestEnv
     ns.delete().await
 }
 
+async fn upload_training_data(
+    env: &TestEnv,
+    store: &dyn ObjectStore,
+    ns: &TestNamespace,
+) -> Result<()> {
+    s3_secret(ns).await?;
+    store
+        .put(
+            &ObjectPath::from(format!("{}/train.csv", ns.name)),
+            PutPayload::from(data("breast_cancer_train.csv")),
+        )
+        .await?;
+    let _ = env;
+    Ok(())
+}
+
+async fn ttl_deletes_the_run_and_its_job(env: &TestEnv, store: &dyn ObjectStore) -> Result<()> {
+    let ns = env.namespace("ctl-ttl").await?;
+    upload_training_data(env, store, &ns).await?;
+    let runs = ns.api::<TrainingRun>();
+    let manifest = run_manifest(
+        "short",
+        &env.bucket,
+        &ns.name,
+        json!({"ttlSecondsAfterFinished": 3}),
+    );
+    runs.create(&PostParams::default(), &manifest).await?;
+    let done = wait_phase(&runs, "short", Phase::Succeeded).await?;
+    let job_name = done.status.and_then(|s| s.job_name).context("jobName")?;
+    wait_for(
+        "the run to be deleted by its TTL",
+        TRAINING_TIMEOUT,
+        || async { Ok(runs.get_opt("short").await?.is_none().then_some(())) },
+    )
+    .await?;
+    let jobs = ns.api::<Job>();
+    wait_for(
+        "the run's Job to be garbage-collected",
+        TRAINING_TIMEOUT,
+        || async { Ok(jobs.get_opt(&job_name).await?.is_none().then_some(())) },
+    )
+    .await?;
+    let model = ObjectPath::from(format!("{}/model/model.json", ns.name));
+    ensure!(
+        store.head(&model).await.is_ok(),
+        "the model outlives its run"
+    );
+    ns.delete().await
+}
+
+async fn deleting_a_run_deletes_its_job(env: &TestEnv) -> Result<()> {
+    let ns = env.namespace("ctl-delete").await?;
+    let runs = ns.api::<TrainingRun>();
+    runs.create(
+        &PostParams::default(),
+        &run_manifest("gone", &env.bucket, &ns.name, json!({"suspend": true})),
+    )
+    .await?;
+    let jobs = ns.api::<Job>();
+    wait_for(
+        "the suspended run's Job to exist",
+        TRAINING_TIMEOUT,
+        || async { Ok((!jobs.list(&ListParams::default()).await?.items.is_empty()).then_some(())) },
+    )
+    .await?;
+    runs.delete("gone", &Default::default()).await?;
+    wait_for(
+        "the Job to be garbage-collected with its run",
+        TRAINING_TIMEOUT,
+        || async {
+            Ok(jobs
+                .list(&ListParams::default())
+                .await?
+                .items
+                .is_empty()
+                .then_some(()))
+        },
+    )
+    .await?;
+    ns.delete().await
+}
+
+async fn invalid_specs_are_refused_with_the_field_path(env: &TestEnv) -> Result<()> {
+    let ns = env.namespace("ctl-invalid").await?;
+    let runs = ns.api::<TrainingRun>();
+    let mut manifest = run_manifest("bad-spec", &env.bucket, &ns.name, json!({}));
+    manifest.spec.dataset.validation_fraction = Some(1.5);
+    let error = runs
+        .create(&PostParams::default(), &manifest)
+        .await
+        .err()
+        .context("1.5 was accepted")?;
+    let message = error.to_string();
+    ensure!(
+        message.contains("spec.dataset.validationFraction"),
+        "{message}"
+    );
+    let created = runs
+        .create(
+            &PostParams::default(),
+            &run_manifest("fine", &env.bucket, &ns.name, json!({"suspend": true})),
+        )
+        .await?;
+    let change = json!({"spec": {"backoffLimit": 5}});
+    let error = runs
+        .patch(
+            &created.metadata.name.unwrap(),
+            &PatchParams::default(),
+            &Patch::Merge(change),
+        )
+        .await
+        .err()
+        .context("changing backoffLimit was accepted")?;
+    ensure!(
+        error.to_string().contains("spec.backoffLimit is immutable"),
+        "{error}"
+    );
+    ns.delete().await
+}
+
+/// A controller killed mid-run and started again finds the Job it created: one Job, and the
+/// run still ends Succeeded.
+async fn restart_mid_run_keeps_one_job(
+    env: &TestEnv,
+    store: &dyn ObjectStore,
+    controller: &mut ControllerProcess,
+) -> Result<()> {
+    let ns = env.namespace("ctl-restart").await?;
+    upload_training_data(env, store, &ns).await?;
+    let runs = ns.api::<TrainingRun>();
+    runs.create(
+        &PostParams::default(),
+        &run_manifest("again", &env.bucket, &ns.name, json!({})),
+    )
+    .await?;
+    let jobs = ns.api::<Job>();
+    wait_for("the run's Job to exist", TRAINING_TIMEOUT, || async {
+        Ok((!jobs.list(&ListParams::default()).await?.items.is_empty()).then_some(()))
+    })
+    .await?;
+    controller.kill();
+    *controller = start_controller(env)?;
+    wait_phase(&runs, "again", Phase::Succeeded).await?;
+    let count = jobs.list(&ListParams::default()).await?.items.len();
+    ensure!(count == 1, "{count} Jobs for one run after a restart");
+    ns.delete().await
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -323,23 +481,37 @@ async fn controller_end_to_end() {
         "--timeout=60s",
     ])
     .unwrap();
-    let _controller = start_controller(&env).unwrap();
+    let mut controller = start_controller(&env).unwrap();
     let store = env.store().unwrap();
-    let (happy, bad, cancel, gpu) = tokio::join!(
+    let (happy, bad, cancel, gpu, ttl, delete, invalid) = tokio::join!(
         trains_a_model_into_s3(&env, store.as_ref()),
         bad_data_fails_at_once(&env, store.as_ref()),
         cancel_stops_the_run(&env),
         gpu_run_is_unschedulable_then_fails_at_its_start_deadline(&env),
+        ttl_deletes_the_run_and_its_job(&env, store.as_ref()),
+        deleting_a_run_deletes_its_job(&env),
+        invalid_specs_are_refused_with_the_field_path(&env),
     );
+    let restart = restart_mid_run_keeps_one_job(&env, store.as_ref(), &mut controller).await;
     let log = env.state_dir.join("controller-e2e.log");
-    for (name, result) in [
+    let outcomes = [
         ("happy path", happy),
         ("bad data", bad),
         ("cancel", cancel),
         ("gpu", gpu),
-    ] {
-        if let Err(error) = result {
-            panic!("{name}: {error:#}\ncontroller log: {}", log.display());
-        }
-    }
+        ("ttl", ttl),
+        ("delete", delete),
+        ("invalid spec", invalid),
+        ("restart", restart),
+    ];
+    let failures: Vec<String> = outcomes
+        .into_iter()
+        .filter_map(|(name, result)| result.err().map(|error| format!("{name}: {error:#}")))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{}\ncontroller log: {}",
+        failures.join("\n"),
+        log.display()
+    );
 }
