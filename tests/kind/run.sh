@@ -74,9 +74,17 @@ upload tests/data/breast_cancer_train.csv breast-cancer train.csv
 upload tests/data/breast_cancer_test.csv breast-cancer test.csv
 upload tests/data/digits_train.csv digits train.csv
 
+# Namespaces enforce the restricted Pod Security Standard: every pod of the chart and every
+# training pod must meet it.
+restricted_namespace() {
+  kubectl create namespace "$1" --dry-run=client -o yaml | kubectl apply -f -
+  kubectl label namespace "$1" --overwrite pod-security.kubernetes.io/enforce=restricted
+}
+
 step "helm install kubetrain (charts/kubetrain)"
+restricted_namespace kubetrain-system
 helm upgrade --install kubetrain charts/kubetrain \
-  --namespace kubetrain-system --create-namespace \
+  --namespace kubetrain-system \
   --set image.repository="${IMAGE%:*}" --set image.tag="${IMAGE##*:}" \
   --set image.pullPolicy=IfNotPresent \
   --set storage.endpoint="http://seaweedfs.$STORAGE_NS.svc:8333" \
@@ -85,7 +93,7 @@ helm upgrade --install kubetrain charts/kubetrain \
 kubectl -n kubetrain-system get deployments,pods
 
 step "runs in namespace $NAMESPACE: deploy/samples/logistic-regression-{binary,multiclass}.yaml"
-kubectl create namespace "$NAMESPACE" --dry-run=client -o yaml | kubectl apply -f -
+restricted_namespace "$NAMESPACE"
 kubectl -n "$NAMESPACE" create secret generic kubetrain-s3 \
   --from-literal=AWS_ACCESS_KEY_ID="$access_key" \
   --from-literal=AWS_SECRET_ACCESS_KEY="$secret_key" \

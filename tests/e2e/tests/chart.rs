@@ -397,6 +397,19 @@ fn dockerfile_and_kind_script_pass_their_linters() {
     }
 }
 
+/// Pod Security admission (on in every kube-apiserver) rejects, in this namespace, any pod
+/// that breaks the restricted standard: the chart's and the training Jobs' pods must pass it.
+fn enforce_restricted(env: &TestEnv, namespace: &str) -> Result<()> {
+    let label = "pod-security.kubernetes.io/enforce=restricted";
+    ok(
+        env,
+        "kubectl",
+        &["label", "namespace", namespace, label],
+        None,
+    )?;
+    Ok(())
+}
+
 /// The release, uninstalled (if the test has not done so) and its namespace deleted on drop.
 struct Release<'a> {
     env: &'a TestEnv,
@@ -473,6 +486,7 @@ async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> R
     };
     apply_crds(&env)?;
     let ns = env.namespace("chart-install").await?;
+    enforce_restricted(&env, &ns.name)?;
     let mut release = Release {
         env: &env,
         namespace: ns.name.clone(),
@@ -563,6 +577,7 @@ async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> R
     // The binary sample, with its data in the real S3, trained by the chart's controller in a
     // namespace of its own, as a team would use it.
     let team = env.namespace("chart-runs").await?;
+    enforce_restricted(&env, &team.name)?;
     let prefix = team.name.clone();
     let store = env.store()?;
     for (file, key) in [
