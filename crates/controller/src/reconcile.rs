@@ -140,8 +140,7 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
             EventType::Normal,
             "CreatedJob",
             format!("created Job {}", created.name_any()),
-        )
-        .await;
+        );
         job = Some(created);
     } else if let Some(existing) = &job {
         let suspended = existing
@@ -226,7 +225,10 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
         };
         let note = decision.status.message.clone().unwrap_or_default();
         info!(run = %name, namespace = %namespace, phase = phase.as_str(), %note, "phase changed");
-        publish(ctx, &run, kind, phase.as_str(), note).await;
+        // Waiting phases are visible in `kubectl get`; Events mark what happened.
+        if !matches!(phase, Phase::Pending | Phase::Queued) {
+            publish(ctx, &run, kind, phase.as_str(), note);
+        }
         if phase.is_terminal()
             && let (Some(start), Some(end)) = (
                 &decision.status.start_time,
@@ -342,7 +344,9 @@ async fn ensure_trainer_rbac(ctx: &Context, namespace: &str) -> Result<(), Error
     Ok(())
 }
 
-async fn publish(ctx: &Context, run: &TrainingRun, type_: EventType, reason: &str, note: String) {
+/// Record an Event on the run without holding up the reconcile: Events are for people
+/// reading `kubectl describe`, and Job creation must not wait on them.
+fn publish(ctx: &Context, run: &TrainingRun, type_: EventType, reason: &str, note: String) {
     let event = Event {
         type_,
         reason: reason.to_owned(),
@@ -350,7 +354,11 @@ async fn publish(ctx: &Context, run: &TrainingRun, type_: EventType, reason: &st
         action: "Reconcile".to_owned(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &run.object_ref(&())).await {
-        warn!(%error, "could not publish event");
-    }
+    let recorder = ctx.recorder.clone();
+    let reference = run.object_ref(&());
+    tokio::spawn(async move {
+        if let Err(error) = recorder.publish(&event, &reference).await {
+            warn!(%error, "could not publish event");
+        }
+    });
 }
