@@ -397,6 +397,34 @@ fn dockerfile_and_kind_script_pass_their_linters() {
     }
 }
 
+/// Whether `user` may do `verb` on `resource` in `namespace`, as the API server's authorizer
+/// answers (`kubectl auth can-i` exits 0 for yes, 1 for no).
+fn can_i(env: &TestEnv, user: &str, verb: &str, resource: &str, namespace: &str) -> Result<bool> {
+    let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+    let mut args = vec![
+        "auth",
+        "can-i",
+        verb,
+        resource,
+        "--as",
+        user,
+        "--namespace",
+        namespace,
+    ];
+    if !subresource.is_empty() {
+        args.extend(["--subresource", subresource]);
+    }
+    let out = run(env, "kubectl", &args, None)?;
+    match out.status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => bail!(
+            "kubectl auth can-i: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
 /// Pod Security admission (on in every kube-apiserver) rejects, in this namespace, any pod
 /// that breaks the restricted standard: the chart's and the training Jobs' pods must pass it.
 fn enforce_restricted(env: &TestEnv, namespace: &str) -> Result<()> {
@@ -659,6 +687,63 @@ async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> R
         accuracy > 0.93,
         "accuracy {accuracy} on the held-out test data"
     );
+    // Least privilege, as the authorizer sees it.
+    let controller_sa = format!("system:serviceaccount:{}:kubetrain-controller", ns.name);
+    let trainer_sa = format!("system:serviceaccount:{}:kubetrain-trainer", team.name);
+    for (user, verb, resource, namespace, allowed) in [
+        (
+            &controller_sa,
+            "watch",
+            "trainingruns.kubetrain.dev",
+            &team.name,
+            true,
+        ),
+        (&controller_sa, "create", "jobs.batch", &team.name, true),
+        (&controller_sa, "get", "secrets", &team.name, false),
+        (&controller_sa, "create", "pods", &team.name, false),
+        (
+            &controller_sa,
+            "create",
+            "trainingruns.kubetrain.dev",
+            &team.name,
+            false,
+        ),
+        (
+            &controller_sa,
+            "update",
+            "leases.coordination.k8s.io",
+            &team.name,
+            false,
+        ),
+        (
+            &trainer_sa,
+            "patch",
+            "trainingruns.kubetrain.dev/status",
+            &team.name,
+            true,
+        ),
+        (
+            &trainer_sa,
+            "get",
+            "trainingruns.kubetrain.dev",
+            &team.name,
+            false,
+        ),
+        (&trainer_sa, "get", "secrets", &team.name, false),
+        (
+            &trainer_sa,
+            "patch",
+            "trainingruns.kubetrain.dev/status",
+            &ns.name,
+            false,
+        ),
+    ] {
+        let may = can_i(&env, user, verb, resource, namespace)?;
+        ensure!(
+            may == allowed,
+            "{user} may {verb} {resource} in {namespace}: {may}, expected {allowed}"
+        );
+    }
     // The controller gave the team namespace the trainer's identity (it may grant
     // `patch trainingruns/status` because the chart's ClusterRole holds it).
     let trainer = team
