@@ -64,6 +64,19 @@ if kubectl get secrets >/dev/null 2>&1; then echo "service account must not read
         log.trim() == format!("system:serviceaccount:{}:default", ns.name),
         "log: {log}"
     );
+    // kubectl describe shows what the node did.
+    let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+    wait_for("a Started event from the node", DEFAULT_TIMEOUT, || async {
+        let list = events
+            .list(&ListParams::default().fields("involvedObject.name=identity"))
+            .await?;
+        Ok(list
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Started"))
+            .then_some(()))
+    })
+    .await?;
     ns.delete().await
 }
 

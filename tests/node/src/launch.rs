@@ -11,6 +11,7 @@ use kube::Client;
 
 use crate::config::{ImageMap, find_program};
 use crate::env;
+use crate::events::Events;
 use crate::process::Launch;
 use crate::token::{self, ApiServer};
 
@@ -20,6 +21,7 @@ pub struct NodeContext {
     pub client: Client,
     pub api: ApiServer,
     pub images: ImageMap,
+    pub events: Events,
     pub work_dir: PathBuf,
     /// PATH of the node process: where unmapped images find their commands.
     pub host_path: String,

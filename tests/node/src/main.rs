@@ -4,6 +4,7 @@
 
 mod config;
 mod env;
+mod events;
 mod launch;
 mod node;
 mod pod;
@@ -54,6 +55,7 @@ async fn main() -> Result<()> {
     ));
 
     let ctx = Arc::new(NodeContext {
+        events: events::Events::new(client.clone(), &args.node_name),
         client,
         api,
         images,

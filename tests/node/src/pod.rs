@@ -126,6 +126,7 @@ impl Runner {
                 Err(error) => {
                     let message = format!("{error:#}");
                     tracing::warn!(%message, "cannot prepare containers yet; retrying");
+                    self.event(true, "Failed", format!("Error: {message}"));
                     for report in self.init.iter_mut().chain(main.reports.iter_mut()) {
                         report.state =
                             State::waiting("CreateContainerConfigError", message.clone());
@@ -273,6 +274,8 @@ impl Runner {
     fn start(&self, group: &mut Group, i: usize, launch: &Launch, policy: &str) {
         match process::spawn(launch) {
             Ok(mut running) => {
+                let name = &group.reports[i].name;
+                self.event(false, "Started", format!("Started container {name}"));
                 group.pids[i] = running.pid();
                 group.reports[i].state = State::Running {
                     started: running.started,
@@ -289,6 +292,12 @@ impl Runner {
             }
             Err(error) => {
                 tracing::warn!(error = format!("{error:#}"), "container did not start");
+                let name = &group.reports[i].name;
+                self.event(
+                    true,
+                    "Failed",
+                    format!("Error: container {name}: {error:#}"),
+                );
                 let now = Utc::now();
                 let state = State::Terminated {
                     exit_code: 128,
@@ -330,6 +339,8 @@ impl Runner {
             .min(Duration::from_secs(30));
         report.last_state = Some(state);
         report.restart_count += 1;
+        let note = format!("Back-off restarting failed container {}", report.name);
+        self.event(true, "BackOff", note);
         report.state = State::waiting(
             "CrashLoopBackOff",
             format!(
@@ -350,6 +361,15 @@ impl Runner {
             .and_then(|s| u64::try_from(s).ok())
             .map_or(self.grace, Duration::from_secs);
         group.restart_at.iter_mut().for_each(|r| *r = None);
+        for (report, pid) in group.reports.iter().zip(&group.pids) {
+            if pid.is_some() {
+                self.event(
+                    false,
+                    "Killing",
+                    format!("Stopping container {}", report.name),
+                );
+            }
+        }
         for pid in &group.pids {
             process::signal_group(*pid, Signal::SIGTERM);
         }
@@ -372,6 +392,8 @@ impl Runner {
         match ending {
             Ending::Shutdown | Ending::Gone => Ok(()),
             Ending::Deadline => {
+                let note = "Pod was active on the node longer than the specified deadline";
+                self.event(false, "DeadlineExceeded", note.to_owned());
                 let phase = Phase {
                     phase: "Failed",
                     reason: Some("DeadlineExceeded".into()),
@@ -438,6 +460,10 @@ impl Runner {
         } else {
             None
         }
+    }
+
+    fn event(&self, warning: bool, reason: &str, note: String) {
+        self.ctx.events.pod(&self.pod, warning, reason, note);
     }
 
     fn pod_now(&self) -> Arc<Pod> {
