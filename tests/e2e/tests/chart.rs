@@ -5,7 +5,7 @@
 //! # Caveats
 //! The installed controller is cluster-wide, like the one `controller.rs` starts: both would
 //! reconcile every run. `cargo test` runs one test binary at a time, so they never overlap;
-//! within this binary only `helm_install_trains_the_sample_and_uninstall_removes_the_release`
+//! within this binary only `helm_install_trains_the_samples_and_uninstall_removes_the_release`
 //! runs a controller, and it uninstalls the release (also when it fails) before it returns.
 //! A runner that runs test binaries in parallel (nextest) must put the two in one group.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,6 +20,7 @@ use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use kube::Api;
 use kube::api::ListParams;
 use kubetrain_api::{Phase, TrainingRun};
 use kubetrain_e2e::{DEFAULT_TIMEOUT, TestEnv, TestNamespace, wait_for};
@@ -425,6 +426,26 @@ fn can_i(env: &TestEnv, user: &str, verb: &str, resource: &str, namespace: &str)
     }
 }
 
+/// Waits until the run succeeds; fails (at the deadline) with its message if it ends otherwise.
+async fn succeeded(runs: &Api<TrainingRun>, name: &str) -> Result<TrainingRun> {
+    wait_for(
+        &format!("run {name} to succeed"),
+        TRAINING_TIMEOUT,
+        || async {
+            let run = runs.get(name).await?;
+            let status = run.status.clone().unwrap_or_default();
+            if status
+                .phase
+                .is_some_and(|p| p.is_terminal() && p != Phase::Succeeded)
+            {
+                bail!("run {name} ended {:?}: {:?}", status.phase, status.message);
+            }
+            Ok((status.phase == Some(Phase::Succeeded)).then_some(run))
+        },
+    )
+    .await
+}
+
 /// Pod Security admission (on in every kube-apiserver) rejects, in this namespace, any pod
 /// that breaks the restricted standard: the chart's and the training Jobs' pods must pass it.
 fn enforce_restricted(env: &TestEnv, namespace: &str) -> Result<()> {
@@ -508,7 +529,7 @@ async fn controller_pod(ns: &TestNamespace) -> Result<Pod> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> Result<()> {
+async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> Result<()> {
     let Some(env) = TestEnv::from_env() else {
         return Ok(());
     };
@@ -602,20 +623,21 @@ async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> R
     )
     .await?;
 
-    // The binary sample, with its data in the real S3, trained by the chart's controller in a
-    // namespace of its own, as a team would use it.
+    // The binary and multiclass samples, with their data in the real S3, trained by the
+    // chart's controller in a namespace of its own, as a team would use it.
     let team = env.namespace("chart-runs").await?;
     enforce_restricted(&env, &team.name)?;
     let prefix = team.name.clone();
     let store = env.store()?;
-    for (file, key) in [
-        ("breast_cancer_train.csv", "train.csv"),
-        ("breast_cancer_test.csv", "test.csv"),
+    for (file, object) in [
+        ("breast_cancer_train.csv", "breast-cancer/train.csv"),
+        ("breast_cancer_test.csv", "breast-cancer/test.csv"),
+        ("digits_train.csv", "digits/train.csv"),
     ] {
         let data = std::fs::read(repo().join("tests/data").join(file))?;
         store
             .put(
-                &ObjectPath::from(format!("{prefix}/breast-cancer/{key}")),
+                &ObjectPath::from(format!("{prefix}/{object}")),
                 PutPayload::from(data),
             )
             .await?;
@@ -634,29 +656,32 @@ async fn helm_install_trains_the_sample_and_uninstall_removes_the_release() -> R
         &["apply", "--namespace", &team.name, "-f", "-"],
         Some(run.as_bytes()),
     )?;
+    let multiclass = sample("logistic-regression-multiclass.yaml", &env.bucket, &prefix)?;
+    ok(
+        &env,
+        "kubectl",
+        &["apply", "--namespace", &team.name, "-f", "-"],
+        Some(multiclass.as_bytes()),
+    )?;
     let runs = team.api::<TrainingRun>();
-    let done = wait_for("the sample run to succeed", TRAINING_TIMEOUT, || async {
-        let run = runs.get("breast-cancer").await?;
-        let status = run.status.clone().unwrap_or_default();
-        if status
-            .phase
-            .is_some_and(|p| p.is_terminal() && p != Phase::Succeeded)
-        {
-            bail!(
-                "the sample run ended {:?}: {:?}",
-                status.phase,
-                status.message
-            );
-        }
-        Ok((status.phase == Some(Phase::Succeeded)).then_some(run))
-    })
-    .await
-    .with_context(|| {
+    let log_hint = || {
         format!(
             "controller log: {}",
             env.container_log(&pod, "controller").display()
         )
-    })?;
+    };
+    let done = succeeded(&runs, "breast-cancer")
+        .await
+        .with_context(log_hint)?;
+    let digits = succeeded(&runs, "digits").await.with_context(log_hint)?;
+    let digits = digits.status.context("digits status")?;
+    ensure!(
+        digits.dataset.as_ref().map(|d| d.classes) == Some(10),
+        "the multiclass sample saw {:?}",
+        digits.dataset
+    );
+    let accuracy = digits.metrics.and_then(|m| m.accuracy).unwrap_or_default();
+    ensure!(accuracy > 0.9, "digits accuracy {accuracy}");
     let status = done.status.context("status")?;
     let model = status.model.context("status.model")?;
     let expected = format!(
