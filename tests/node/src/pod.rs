@@ -360,6 +360,12 @@ impl Runner {
             .deletion_grace_period_seconds
             .and_then(|s| u64::try_from(s).ok())
             .map_or(self.grace, Duration::from_secs);
+        // A stopping node (down.sh waits 10 s for it) gives its pods at most 5 s.
+        let grace = if self.control.borrow().shutdown {
+            grace.min(Duration::from_secs(5))
+        } else {
+            grace
+        };
         group.restart_at.iter_mut().for_each(|r| *r = None);
         for (report, pid) in group.reports.iter().zip(&group.pids) {
             if pid.is_some() {
