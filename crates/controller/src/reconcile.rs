@@ -9,7 +9,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -311,6 +311,8 @@ async fn expire(
     }
 }
 
+/// Create the trainer's ServiceAccount, Role and RoleBinding where missing. Existing ones
+/// are left as they are: an administrator (or a Helm chart) may own them.
 async fn ensure_trainer_rbac(ctx: &Context, namespace: &str) -> Result<(), Error> {
     if ctx
         .provisioned
@@ -320,28 +322,44 @@ async fn ensure_trainer_rbac(ctx: &Context, namespace: &str) -> Result<(), Error
     {
         return Ok(());
     }
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let name = crate::job::TRAINER_SERVICE_ACCOUNT;
-    Api::<ServiceAccount>::namespaced(ctx.client.clone(), namespace)
-        .patch(
-            name,
-            &params,
-            &Patch::Apply(&rbac::service_account(namespace)),
-        )
-        .await
-        .map_err(Error::kube("apply trainer ServiceAccount"))?;
-    Api::<Role>::namespaced(ctx.client.clone(), namespace)
-        .patch(name, &params, &Patch::Apply(&rbac::role(namespace)))
-        .await
-        .map_err(Error::kube("apply trainer Role"))?;
-    Api::<RoleBinding>::namespaced(ctx.client.clone(), namespace)
-        .patch(name, &params, &Patch::Apply(&rbac::role_binding(namespace)))
-        .await
-        .map_err(Error::kube("apply trainer RoleBinding"))?;
+    let client = &ctx.client;
+    create_if_missing(
+        Api::<ServiceAccount>::namespaced(client.clone(), namespace),
+        &rbac::service_account(namespace),
+        "create trainer ServiceAccount",
+    )
+    .await?;
+    create_if_missing(
+        Api::<Role>::namespaced(client.clone(), namespace),
+        &rbac::role(namespace),
+        "create trainer Role",
+    )
+    .await?;
+    create_if_missing(
+        Api::<RoleBinding>::namespaced(client.clone(), namespace),
+        &rbac::role_binding(namespace),
+        "create trainer RoleBinding",
+    )
+    .await?;
     if let Ok(mut set) = ctx.provisioned.lock() {
         set.insert(namespace.to_owned());
     }
     Ok(())
+}
+
+async fn create_if_missing<K>(api: Api<K>, object: &K, action: &'static str) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    match api.create(&params, object).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(error) => Err(Error::kube(action)(error)),
+    }
 }
 
 /// Record an Event on the run without holding up the reconcile: Events are for people
