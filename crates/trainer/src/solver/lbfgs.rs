@@ -1,5 +1,9 @@
 //! The default solver: argmin's L-BFGS over the fused [`Objective`].
 //!
+//! L-BFGS minimises the objective divided by the number of rows (same minimiser): its first
+//! step is the negative gradient with step length 1, which on the summed objective overshoots
+//! by a factor of the row count and costs several extra passes in the line search.
+//!
 //! argmin asks for the cost and the gradient separately (the line search often asks for both
 //! at the same point); a one-entry cache makes each distinct point cost one pass over X.
 
@@ -26,6 +30,8 @@ const HISTORY: usize = 10;
 
 struct Problem<'a> {
     objective: Objective<'a>,
+    /// 1 / rows: the objective is minimised as a mean.
+    scale: f64,
     last: Mutex<Option<(Param, f64, Param)>>,
     evaluations: AtomicU64,
 }
@@ -43,7 +49,8 @@ impl Problem<'_> {
             None => self.objective.evaluate(&w.to_vec()),
         };
         self.evaluations.fetch_add(1, Ordering::Relaxed);
-        let grad = Array1::from(grad);
+        let value = value * self.scale;
+        let grad = Array1::from(grad) * self.scale;
         if let Ok(mut last) = self.last.lock() {
             *last = Some((w.clone(), value, grad.clone()));
         }
@@ -88,11 +95,12 @@ pub(super) fn fit(
     let (outputs, features, dim) = (objective.outputs(), objective.features(), objective.dim());
     let problem = Problem {
         objective,
+        scale: 1.0 / rows as f64,
         last: Mutex::new(None),
         evaluations: AtomicU64::new(0),
     };
     let solver = LBFGS::new(MoreThuenteLineSearch::new(), HISTORY)
-        .with_tolerance_grad(params.tolerance * rows as f64)
+        .with_tolerance_grad(params.tolerance)
         .map_err(|e| TrainError::Internal(format!("L-BFGS setup: {e}")))?;
     let max_iterations = params.max_iterations;
     let (tx, rx) = mpsc::channel();
@@ -112,7 +120,7 @@ pub(super) fn fit(
             sink.report(&Progress {
                 iteration,
                 total: max_iterations,
-                loss: value / rows as f64,
+                loss: value,
                 elapsed: started.elapsed(),
             });
         }
@@ -135,7 +143,7 @@ pub(super) fn fit(
         iterations: Some(state.get_iter()),
         converged: matches!(reason, Some(TerminationReason::SolverConverged)),
         stop_reason: reason.map_or_else(|| "unknown".to_string(), |r| r.to_string()),
-        objective: state.get_best_cost(),
+        objective: state.get_best_cost() * rows as f64,
         evaluations: Some(
             result
                 .problem
