@@ -129,14 +129,8 @@ async fn wait_phase(runs: &Api<TrainingRun>, name: &str, phase: Phase) -> Result
 
 async fn trains_a_model_into_s3(env: &TestEnv, store: &dyn ObjectStore) -> Result<()> {
     let ns = env.namespace("ctl-happy").await?;
-    s3_secret(&ns).await?;
+    upload_training_data(store, &ns, data("breast_cancer_train.csv")).await?;
     let prefix = ns.name.clone();
-    store
-        .put(
-            &ObjectPath::from(format!("{prefix}/train.csv")),
-            PutPayload::from(data("breast_cancer_train.csv")),
-        )
-        .await?;
     let runs = ns.api::<TrainingRun>();
     runs.create(
         &PostParams::default(),
@@ -191,14 +185,9 @@ async fn trains_a_model_into_s3(env: &TestEnv, store: &dyn ObjectStore) -> Resul
 
 async fn bad_data_fails_at_once(env: &TestEnv, store: &dyn ObjectStore) -> Result<()> {
     let ns = env.namespace("ctl-bad").await?;
-    s3_secret(&ns).await?;
+    let bad_csv = b"f0,f1,label\n1,2,0\n3,abc,1\n5,6,0\n7,8,1\n".to_vec();
+    upload_training_data(store, &ns, bad_csv).await?;
     let prefix = ns.name.clone();
-    store
-        .put(
-            &ObjectPath::from(format!("{prefix}/train.csv")),
-            PutPayload::from("f0,f1,label\n1,2,0\n3,abc,1\n5,6,0\n7,8,1\n"),
-        )
-        .await?;
     let runs = ns.api::<TrainingRun>();
     runs.create(
         &PostParams::default(),
@@ -245,19 +234,7 @@ async fn cancel_stops_the_run(env: &TestEnv) -> Result<()> {
     .await?;
     wait_phase(&runs, "stop", Phase::Cancelled).await?;
     let jobs = ns.api::<Job>();
-    wait_for(
-        "the cancelled run's Job to be gone",
-        TRAINING_TIMEOUT,
-        || async {
-            Ok(jobs
-                .list(&ListParams::default())
-                .await?
-                .items
-                .is_empty()
-                .then_some(()))
-        },
-    )
-    .await?;
+    wait_jobs(&jobs, 0, "the cancelled run's Job to be gone").await?;
     ensure!(
         runs.get_opt("stop").await?.is_some(),
         "the cancelled run's record is kept"
@@ -307,25 +284,29 @@ async fn gpu_run_is_unschedulable_then_fails_at_its_start_deadline(env: &TestEnv
     ns.delete().await
 }
 
+/// The S3 Secret and `<namespace>/train.csv` in the test bucket.
 async fn upload_training_data(
-    env: &TestEnv,
     store: &dyn ObjectStore,
     ns: &TestNamespace,
+    csv: Vec<u8>,
 ) -> Result<()> {
     s3_secret(ns).await?;
-    store
-        .put(
-            &ObjectPath::from(format!("{}/train.csv", ns.name)),
-            PutPayload::from(data("breast_cancer_train.csv")),
-        )
-        .await?;
-    let _ = env;
+    let path = ObjectPath::from(format!("{}/train.csv", ns.name));
+    store.put(&path, PutPayload::from(csv)).await?;
     Ok(())
+}
+
+/// Wait until the namespace holds `count` Jobs.
+async fn wait_jobs(jobs: &Api<Job>, count: usize, what: &str) -> Result<()> {
+    wait_for(what, TRAINING_TIMEOUT, || async {
+        Ok((jobs.list(&ListParams::default()).await?.items.len() == count).then_some(()))
+    })
+    .await
 }
 
 async fn ttl_deletes_the_run_and_its_job(env: &TestEnv, store: &dyn ObjectStore) -> Result<()> {
     let ns = env.namespace("ctl-ttl").await?;
-    upload_training_data(env, store, &ns).await?;
+    upload_training_data(store, &ns, data("breast_cancer_train.csv")).await?;
     let runs = ns.api::<TrainingRun>();
     let manifest = run_manifest(
         "short",
@@ -366,26 +347,9 @@ async fn deleting_a_run_deletes_its_job(env: &TestEnv) -> Result<()> {
     )
     .await?;
     let jobs = ns.api::<Job>();
-    wait_for(
-        "the suspended run's Job to exist",
-        TRAINING_TIMEOUT,
-        || async { Ok((!jobs.list(&ListParams::default()).await?.items.is_empty()).then_some(())) },
-    )
-    .await?;
+    wait_jobs(&jobs, 1, "the suspended run's Job to exist").await?;
     runs.delete("gone", &Default::default()).await?;
-    wait_for(
-        "the Job to be garbage-collected with its run",
-        TRAINING_TIMEOUT,
-        || async {
-            Ok(jobs
-                .list(&ListParams::default())
-                .await?
-                .items
-                .is_empty()
-                .then_some(()))
-        },
-    )
-    .await?;
+    wait_jobs(&jobs, 0, "the Job to be garbage-collected with its run").await?;
     ns.delete().await
 }
 
@@ -435,7 +399,7 @@ async fn restart_mid_run_keeps_one_job(
     controller: &mut ControllerProcess,
 ) -> Result<()> {
     let ns = env.namespace("ctl-restart").await?;
-    upload_training_data(env, store, &ns).await?;
+    upload_training_data(store, &ns, data("breast_cancer_train.csv")).await?;
     let runs = ns.api::<TrainingRun>();
     runs.create(
         &PostParams::default(),
@@ -443,10 +407,7 @@ async fn restart_mid_run_keeps_one_job(
     )
     .await?;
     let jobs = ns.api::<Job>();
-    wait_for("the run's Job to exist", TRAINING_TIMEOUT, || async {
-        Ok((!jobs.list(&ListParams::default()).await?.items.is_empty()).then_some(()))
-    })
-    .await?;
+    wait_jobs(&jobs, 1, "the run's Job to exist").await?;
     controller.kill();
     *controller = start_controller(env)?;
     wait_phase(&runs, "again", Phase::Succeeded).await?;
