@@ -73,9 +73,9 @@ trap cleanup EXIT
 
 # Free loopback ports, all picked at once so they differ from each other.
 read -r p_etcd p_etcd_peer p_api p_cm p_sched p_s3 p_s3_grpc p_master p_master_grpc p_volume \
-  p_volume_grpc p_filer p_filer_grpc < <(python3 - <<'EOF'
+  p_volume_grpc p_filer p_filer_grpc p_kubelet < <(python3 - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(13)]
+socks = [socket.socket() for _ in range(14)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))
@@ -127,6 +127,11 @@ issue apiserver /CN=kube-apiserver 'basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local'
+issue kubelet "/O=system:nodes/CN=system:node:$node_name" 'basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:127.0.0.1,DNS:localhost'
+issue apiserver-kubelet-client /CN=kube-apiserver-kubelet-client "$client_ext"
 issue controller-manager /CN=system:kube-controller-manager "$client_ext"
 issue scheduler /CN=system:kube-scheduler "$client_ext"
 issue node "/O=system:nodes/CN=system:node:$node_name" "$client_ext"
@@ -198,7 +203,10 @@ start kube-apiserver "$bin/kube-apiserver" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-cluster-ip-range 10.0.0.0/24 --endpoint-reconciler-type none \
-  --allow-privileged=true --profiling=false
+  --allow-privileged=true --profiling=false \
+  --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" \
+  --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority "$pki/ca.crt" --kubelet-preferred-address-types InternalIP
 
 api_ok() {
   [[ $(curl -fsS --cacert "$pki/ca.crt" -H "Authorization: Bearer $admin_token" "$api_url$1") == ok ]]
@@ -222,7 +230,8 @@ start kube-scheduler "$bin/kube-scheduler" \
 
 # Pods run their commands from this PATH: our kubectl and helm first, like the env file.
 start node env PATH="$bin:$PATH" "$node_bin" --kubeconfig "$state/node.kubeconfig" --node-name "$node_name" \
-  --work-dir "$state/node" --repo "$repo" \
+  --work-dir "$state/node" --repo "$repo" --kubelet-port "$p_kubelet" \
+  --serving-cert "$pki/kubelet.crt" --serving-key "$pki/kubelet.key" --client-ca "$pki/ca.crt" \
   ${KUBETRAIN_TESTNODE_CPU:+--cpu "$KUBETRAIN_TESTNODE_CPU"} \
   ${KUBETRAIN_TESTNODE_MEMORY:+--memory "$KUBETRAIN_TESTNODE_MEMORY"} \
   ${KUBETRAIN_TESTNODE_GPU:+--gpu "$KUBETRAIN_TESTNODE_GPU"}

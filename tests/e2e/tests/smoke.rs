@@ -72,6 +72,15 @@ async fn job_runs_to_complete_through_controller_scheduler_and_node() -> Result<
         "log: {:?}",
         env.container_log_text(pod, "main")
     );
+    // kubectl logs goes through the API server to the node's logs endpoint.
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let logs = env.kubectl(&["logs", "-n", &ns.name, name])?;
+    ensure!(
+        logs.status.success() && logs.stdout == b"ok\n",
+        "kubectl logs: {:?} {}",
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
+    );
     ns.delete().await
 }
 

@@ -30,6 +30,18 @@ pub struct Args {
     /// Number of `nvidia.com/gpu` to advertise.
     #[arg(long, default_value_t = 0)]
     pub gpu: u32,
+    /// Port of the kubelet logs endpoint on 127.0.0.1 (`kubectl logs`); 0 serves none.
+    #[arg(long, default_value_t = 0)]
+    pub kubelet_port: u16,
+    /// Serving certificate of the logs endpoint (for 127.0.0.1).
+    #[arg(long, requires = "kubelet_port")]
+    pub serving_cert: Option<PathBuf>,
+    /// Key of the serving certificate.
+    #[arg(long)]
+    pub serving_key: Option<PathBuf>,
+    /// CA whose client certificates may read logs (the API server's kubelet client).
+    #[arg(long)]
+    pub client_ca: Option<PathBuf>,
     /// Extra image mappings, `SUBSTRING=EXECUTABLE`: images whose name contains SUBSTRING run
     /// EXECUTABLE. Checked before the built-in `kubetrain` mapping.
     #[arg(long = "map-image", value_name = "SUBSTRING=EXECUTABLE")]

@@ -6,6 +6,7 @@ mod config;
 mod env;
 mod events;
 mod launch;
+mod logs_server;
 mod node;
 mod pod;
 mod process;
@@ -47,11 +48,29 @@ async fn main() -> Result<()> {
 
     std::fs::create_dir_all(&args.work_dir)
         .with_context(|| format!("creating {}", args.work_dir.display()))?;
-    node::register(&client, &args.node_name, &capacity).await?;
+    if args.kubelet_port != 0 {
+        let tls = logs_server::Tls {
+            cert: args
+                .serving_cert
+                .clone()
+                .context("--kubelet-port needs --serving-cert")?,
+            key: args
+                .serving_key
+                .clone()
+                .context("--kubelet-port needs --serving-key")?,
+            client_ca: args
+                .client_ca
+                .clone()
+                .context("--kubelet-port needs --client-ca")?,
+        };
+        logs_server::start(args.kubelet_port, &tls, args.work_dir.clone()).await?;
+    }
+    node::register(&client, &args.node_name, &capacity, args.kubelet_port).await?;
     let heartbeat = tokio::spawn(node::heartbeat(
         client.clone(),
         args.node_name.clone(),
         capacity.clone(),
+        args.kubelet_port,
     ));
 
     let ctx = Arc::new(NodeContext {

@@ -38,7 +38,7 @@ pub fn desired_node(name: &str) -> Result<Node> {
 }
 
 /// The node's status: capacity, conditions, addresses and info.
-pub fn node_status(capacity: &Capacity) -> Value {
+pub fn node_status(capacity: &Capacity, kubelet_port: u16) -> Value {
     let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut resources = BTreeMap::from([
         ("cpu".to_owned(), capacity.cpu.clone()),
@@ -65,7 +65,7 @@ pub fn node_status(capacity: &Capacity) -> Value {
             {"type": "InternalIP", "address": "127.0.0.1"},
             {"type": "Hostname", "address": "localhost"},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
         "nodeInfo": {
             "machineID": "", "systemUUID": "", "bootID": "",
             "kernelVersion": "", "osImage": "kubetrain process node",
@@ -78,7 +78,12 @@ pub fn node_status(capacity: &Capacity) -> Value {
 }
 
 /// Creates the Node (or takes over an existing one of the same name) and reports its status.
-pub async fn register(client: &Client, name: &str, capacity: &Capacity) -> Result<()> {
+pub async fn register(
+    client: &Client,
+    name: &str,
+    capacity: &Capacity,
+    kubelet_port: u16,
+) -> Result<()> {
     let nodes = Api::<Node>::all(client.clone());
     match nodes
         .create(&PostParams::default(), &desired_node(name)?)
@@ -90,15 +95,20 @@ pub async fn register(client: &Client, name: &str, capacity: &Capacity) -> Resul
         }
         Err(error) => return Err(error).with_context(|| format!("registering node {name}")),
     }
-    report_status(client, name, capacity).await
+    report_status(client, name, capacity, kubelet_port).await
 }
 
-async fn report_status(client: &Client, name: &str, capacity: &Capacity) -> Result<()> {
+async fn report_status(
+    client: &Client,
+    name: &str,
+    capacity: &Capacity,
+    kubelet_port: u16,
+) -> Result<()> {
     Api::<Node>::all(client.clone())
         .patch_status(
             name,
             &PatchParams::default(),
-            &Patch::Strategic(json!({"status": node_status(capacity)})),
+            &Patch::Strategic(json!({"status": node_status(capacity, kubelet_port)})),
         )
         .await
         .with_context(|| format!("reporting status of node {name}"))?;
@@ -106,7 +116,7 @@ async fn report_status(client: &Client, name: &str, capacity: &Capacity) -> Resu
 }
 
 /// Renews the node's Lease every 10 s and its status every minute, until the task is dropped.
-pub async fn heartbeat(client: Client, name: String, capacity: Capacity) {
+pub async fn heartbeat(client: Client, name: String, capacity: Capacity, kubelet_port: u16) {
     let leases = Api::<Lease>::namespaced(client.clone(), "kube-node-lease");
     let mut tick = tokio::time::interval(HEARTBEAT);
     let mut beats: u32 = 0;
@@ -117,7 +127,7 @@ pub async fn heartbeat(client: Client, name: String, capacity: Capacity) {
         }
         beats = beats.wrapping_add(1);
         if beats.is_multiple_of(STATUS_EVERY)
-            && let Err(error) = report_status(&client, &name, &capacity).await
+            && let Err(error) = report_status(&client, &name, &capacity, kubelet_port).await
         {
             tracing::warn!(%error, "reporting node status failed");
         }
@@ -172,12 +182,12 @@ mod tests {
             gpu: 0,
         };
         assert!(
-            node_status(&capacity)["capacity"]
+            node_status(&capacity, 0)["capacity"]
                 .get("nvidia.com/gpu")
                 .is_none()
         );
         capacity.gpu = 2;
-        let status = node_status(&capacity);
+        let status = node_status(&capacity, 0);
         assert_eq!(status["allocatable"]["nvidia.com/gpu"], "2");
         assert_eq!(status["capacity"]["cpu"], "2");
     }
