@@ -157,6 +157,10 @@ pub struct Progress {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Metrics {
+    /// The rows the metrics describe: `validation`, or `training` when
+    /// `validationFraction` is 0 and every row was trained on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluated_on: Option<String>,
     /// Fraction of validation rows classified correctly, in [0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<f64>,

@@ -135,6 +135,7 @@ pub fn results(summary: &TrainSummary, progress: Progress) -> Value {
         Some(m.per_class.iter().map(|c| c.f1).sum::<f64>() / m.per_class.len() as f64)
     };
     let metrics = Metrics {
+        evaluated_on: Some(summary.evaluated_on.clone()),
         accuracy: Some(m.accuracy),
         log_loss: Some(m.log_loss),
         macro_f1,

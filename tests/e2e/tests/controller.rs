@@ -141,6 +141,11 @@ async fn trains_a_model_into_s3(env: &TestEnv, store: &dyn ObjectStore) -> Resul
     let status = run.status.unwrap();
     let accuracy = status.metrics.as_ref().and_then(|m| m.accuracy).unwrap();
     ensure!(accuracy > 0.93, "accuracy {accuracy}");
+    let evaluated_on = status.metrics.as_ref().and_then(|m| m.evaluated_on.clone());
+    ensure!(
+        evaluated_on.as_deref() == Some("validation"),
+        "{evaluated_on:?}"
+    );
     let model = status.model.context("status.model")?;
     ensure!(
         model.uri == format!("s3://{}/{prefix}/model/model.json", env.bucket),
