@@ -110,7 +110,14 @@ async fn reconcile_all(client: Client, options: Options, metrics: Arc<Metrics>, 
     let (jobs, jobs_writer) = reflector::store::<Job>();
     let job_events = watcher(Api::<Job>::all(client.clone()), labelled.clone())
         .default_backoff()
-        .modify(|job: &mut Job| strip_managed_fields(job))
+        .modify(|job: &mut Job| {
+            strip_managed_fields(job);
+            // Reconcile reads a Job's suspend flag and status, never its Pod template: the
+            // largest part of a cached Job, and the controller holds one per run.
+            if let Some(spec) = job.spec.as_mut() {
+                spec.template = Default::default();
+            }
+        })
         .reflect(jobs_writer)
         .touched_objects();
     let (pods, pods_writer) = reflector::store::<Pod>();
@@ -165,5 +172,9 @@ async fn reconcile_all(client: Client, options: Options, metrics: Arc<Metrics>, 
 }
 
 fn strip_managed_fields<K: Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }

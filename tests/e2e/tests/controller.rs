@@ -185,6 +185,28 @@ async fn trains_a_model_into_s3(env: &TestEnv, store: &dyn ObjectStore) -> Resul
         "exactly one Job per run, found {}",
         jobs.items.len()
     );
+    // The run's life as `kubectl describe` tells it.
+    let events = ns.api::<k8s_openapi::api::events::v1::Event>();
+    let wanted = ["CreatedJob", "Running", "Succeeded"];
+    wait_for(
+        "Events CreatedJob, Running and Succeeded on the run",
+        TRAINING_TIMEOUT,
+        || async {
+            let reasons: Vec<String> = events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("churn"))
+                .filter_map(|e| e.reason)
+                .collect();
+            Ok(wanted
+                .iter()
+                .all(|w| reasons.iter().any(|r| r == w))
+                .then_some(()))
+        },
+    )
+    .await?;
     ns.delete().await
 }
 

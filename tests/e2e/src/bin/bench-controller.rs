@@ -99,6 +99,33 @@ where
         .await
 }
 
+/// Reconcile count and mean duration from the controller's own `/metrics`.
+fn print_reconcile_metrics(listen: &str) {
+    let Ok(out) = Command::new("curl")
+        .args(["-fsS", &format!("http://{listen}/metrics")])
+        .output()
+    else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    if let (Some(count), Some(sum), Some(reconciles)) = (
+        value("kubetrain_controller_reconcile_duration_seconds_count"),
+        value("kubetrain_controller_reconcile_duration_seconds_sum"),
+        value("kubetrain_controller_reconciles_total"),
+    ) {
+        println!(
+            "controller: {reconciles} reconciles, mean {:.1} ms",
+            sum / count.max(1.0) * 1000.0
+        );
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -124,12 +151,14 @@ async fn main() -> Result<()> {
     );
 
     // 2. The controller: runs in, Jobs out.
+    let listen =
+        std::env::var("BENCH_CONTROLLER_LISTEN").unwrap_or_else(|_| "127.0.0.1:18089".to_owned());
     let binary = std::env::var_os("KUBETRAIN_BIN")
         .map(PathBuf::from)
         .context("KUBETRAIN_BIN (the release kubetrain binary) is not set")?;
     let controller = Controller(
         Command::new(binary)
-            .args(["controller", "--listen", "127.0.0.1:0"])
+            .args(["controller", "--listen", &listen])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
