@@ -1,7 +1,7 @@
 //! The reconcile loop: read what exists -> validate (pure) -> build the Job (pure) -> apply ->
 //! decide the status (pure) -> write the status.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +37,8 @@ pub struct Context {
     metrics: Arc<Metrics>,
     /// Namespaces whose trainer RBAC is known to exist.
     provisioned: Mutex<HashSet<String>>,
+    /// Fingerprint of the status last written per run UID, until the cache shows it.
+    written: Mutex<HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -71,6 +73,7 @@ impl Context {
             pods,
             metrics,
             provisioned: Mutex::new(HashSet::new()),
+            written: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -122,11 +125,19 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
             ensure_trainer_rbac(ctx, &namespace).await?;
         }
         let desired = build_job(&run, &ctx.settings);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let created = jobs
-            .patch(&job_name(&run), &params, &Patch::Apply(&desired))
-            .await
-            .map_err(Error::kube("create Job"))?;
+        // A plain create is the cheapest write; the cache may lag, so the Job may exist.
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..PostParams::default()
+        };
+        let created = match jobs.create(&params, &desired).await {
+            Ok(created) => created,
+            Err(kube::Error::Api(status)) if status.code == 409 => jobs
+                .get(&job_name(&run))
+                .await
+                .map_err(Error::kube("read existing Job"))?,
+            Err(error) => return Err(Error::kube("create Job")(error)),
+        };
         if let Some(created_at) = &run.metadata.creation_timestamp {
             let latency = now.as_second().saturating_sub(created_at.0.as_second());
             Metrics::observe(
@@ -201,7 +212,17 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
 
     // Write the status when it changed.
     let previous_phase = run.status.as_ref().and_then(|s| s.phase);
-    if controller_view(run.status.as_ref()) != decision.status {
+    let current = controller_view(run.status.as_ref());
+    let uid = run.uid().unwrap_or_default();
+    let fingerprint = fingerprint(&decision.status);
+    // The runs cache may not show our last write yet; writing the same status again would
+    // only load the API server.
+    let already_written = ctx
+        .written
+        .lock()
+        .map(|written| written.get(&uid) == Some(&fingerprint))
+        .unwrap_or(false);
+    if current != decision.status && !already_written {
         let patch = json!({
             "apiVersion": "kubetrain.dev/v1alpha1",
             "kind": "TrainingRun",
@@ -214,6 +235,14 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
         )
         .await
         .map_err(Error::kube("write status"))?;
+        if let Ok(mut written) = ctx.written.lock() {
+            written.insert(uid, fingerprint);
+        }
+    } else if current == decision.status
+        && let Ok(mut written) = ctx.written.lock()
+    {
+        // The cache caught up: nothing to remember for this run any more.
+        written.remove(&uid);
     }
     if decision.status.phase != previous_phase
         && let Some(phase) = decision.status.phase
@@ -252,6 +281,16 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
         || Action::requeue(Duration::from_secs(300)),
         Action::requeue,
     ))
+}
+
+/// A cheap fingerprint of a status, to recognise one the controller already wrote.
+fn fingerprint(status: &TrainingRunStatus) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(status)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The fields of `status` the controller owns, as [`decide`] produces them.
