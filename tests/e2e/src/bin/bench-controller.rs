@@ -233,6 +233,7 @@ async fn main() -> Result<()> {
         "controller RSS peak while creating {runs_n} Jobs: {:.1} MiB",
         peak as f64 / 1024.0
     );
+    print_reconcile_metrics(&listen);
 
     // 3. Memory with many runs in the cluster.
     if total_n > runs_n {
