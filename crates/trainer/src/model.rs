@@ -61,6 +61,32 @@ pub struct Model {
 }
 
 impl Model {
+    /// The model of a fit: `fitted` solved on data standardized by `scaler`.
+    pub fn from_fit(
+        label_column: &str,
+        feature_names: Vec<String>,
+        classes: &ClassSet,
+        scaler: Scaler,
+        fitted: &crate::solver::Fitted,
+    ) -> Model {
+        Model {
+            format: FORMAT.into(),
+            format_version: FORMAT_VERSION,
+            label_column: label_column.to_owned(),
+            feature_names,
+            classes: classes.labels.clone(),
+            label_kind: classes.kind,
+            scaler,
+            coefficients: fitted
+                .coefficients
+                .rows()
+                .into_iter()
+                .map(|r| r.to_vec())
+                .collect(),
+            intercepts: fitted.intercepts.to_vec(),
+        }
+    }
+
     /// Serialize as pretty JSON.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec_pretty(self)

@@ -23,7 +23,7 @@ use crate::error::TrainError;
 use crate::labels::ClassSet;
 use crate::location::{Location, block_on};
 use crate::metrics::Metrics;
-use crate::model::{FORMAT, FORMAT_VERSION, Model, argmax_rows};
+use crate::model::{Model, argmax_rows};
 use crate::progress::ProgressSink;
 use crate::scaler::Scaler;
 use crate::solver;
@@ -155,22 +155,13 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
     )?;
     let fit = clock.elapsed();
 
-    let model = Model {
-        format: FORMAT.into(),
-        format_version: FORMAT_VERSION,
-        label_column: config.label_column.clone(),
-        feature_names: features.clone(),
-        classes: classes.labels.clone(),
-        label_kind: classes.kind,
+    let model = Model::from_fit(
+        &config.label_column,
+        features.clone(),
+        &classes,
         scaler,
-        coefficients: fitted
-            .coefficients
-            .rows()
-            .into_iter()
-            .map(|r| r.to_vec())
-            .collect(),
-        intercepts: fitted.intercepts.to_vec(),
-    };
+        &fitted,
+    );
     let (metrics, evaluated_on) = match &held_out {
         Some((x, y)) => (
             Metrics::compute(&model.predict_proba(x.view()), y, &classes.labels),

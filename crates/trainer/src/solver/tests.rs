@@ -7,7 +7,7 @@ use ndarray::ArrayView1;
 use super::*;
 use crate::data::{ColumnSelection, parse_csv};
 use crate::labels::ClassSet;
-use crate::model::{FORMAT, FORMAT_VERSION, Model, argmax_rows};
+use crate::model::{Model, argmax_rows};
 use crate::progress::{NoProgress, Progress};
 use crate::scaler::Scaler;
 
@@ -67,22 +67,7 @@ fn test_accuracy(train: &str, test: &str, kind: SolverKind) -> (f64, Fitted) {
         tolerance: 1e-4,
     };
     let fitted = fit_on(kind, &data, &params, &NoProgress);
-    let model = Model {
-        format: FORMAT.into(),
-        format_version: FORMAT_VERSION,
-        label_column: "label".into(),
-        feature_names: data.names.clone(),
-        classes: data.classes.labels.clone(),
-        label_kind: data.classes.kind,
-        scaler,
-        coefficients: fitted
-            .coefficients
-            .rows()
-            .into_iter()
-            .map(|r| r.to_vec())
-            .collect(),
-        intercepts: fitted.intercepts.to_vec(),
-    };
+    let model = Model::from_fit("label", data.names.clone(), &data.classes, scaler, &fitted);
     let held_out = load(test);
     let predicted = argmax_rows(&model.predict_proba(held_out.x.view()));
     let correct = predicted
