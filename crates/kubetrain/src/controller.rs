@@ -31,7 +31,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "POD_NAME", value_name = "NAME")]
     identity: Option<String>,
     /// Runs reconciled at once.
-    #[arg(long, env = "KUBETRAIN_CONCURRENCY", default_value_t = 32)]
+    #[arg(long, env = "KUBETRAIN_CONCURRENCY", default_value_t = 64)]
     concurrency: u16,
 }
 
