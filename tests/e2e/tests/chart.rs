@@ -250,41 +250,24 @@ async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
         }
     }
 
-    // A wrong value fails at render with its path, thanks to values.schema.json.
-    let wrong = run(
-        &env,
-        "helm",
-        &[
-            "template",
-            RELEASE,
-            path_str(&chart),
-            "--set",
-            "controller.port=http",
-        ],
-        None,
-    )?;
-    let message = String::from_utf8_lossy(&wrong.stderr);
-    ensure!(
-        !wrong.status.success() && message.contains("/controller/port"),
-        "{message}"
-    );
-    let misspelt = run(
-        &env,
-        "helm",
-        &[
-            "template",
-            RELEASE,
-            path_str(&chart),
-            "--set",
-            "controller.replica=1",
-        ],
-        None,
-    )?;
-    let message = String::from_utf8_lossy(&misspelt.stderr);
-    ensure!(
-        !misspelt.status.success() && message.contains("replica"),
-        "{message}"
-    );
+    // A wrong value or a misspelt key fails at render with its path, thanks to
+    // values.schema.json.
+    for (set, named) in [
+        ("controller.port=http", "/controller/port"),
+        ("controller.replica=1", "replica"),
+    ] {
+        let rendered = run(
+            &env,
+            "helm",
+            &["template", RELEASE, path_str(&chart), "--set", set],
+            None,
+        )?;
+        let message = String::from_utf8_lossy(&rendered.stderr);
+        ensure!(
+            !rendered.status.success() && message.contains(named),
+            "--set {set}: {message}"
+        );
+    }
     ns.delete().await
 }
 

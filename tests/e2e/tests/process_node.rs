@@ -80,27 +80,46 @@ if kubectl get secrets >/dev/null 2>&1; then echo "service account must not read
     ns.delete().await
 }
 
-#[tokio::test]
-async fn deleted_pod_gets_sigterm_and_goes_away() -> Result<()> {
-    let Some((env, ns)) = TestEnv::with_namespace("pod-delete").await? else {
-        return Ok(());
-    };
-    let pods: Api<Pod> = ns.api();
+/// A pod whose shell sets `trap`, prints `started` and loops; returned once it printed.
+async fn start_looping_pod(
+    env: &TestEnv,
+    pods: &Api<Pod>,
+    name: &str,
+    grace_seconds: i64,
+    trap: &str,
+) -> Result<Pod> {
     let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "sleeper"},
-        "spec": {"terminationGracePeriodSeconds": 20, "containers": [{
+        "metadata": {"name": name},
+        "spec": {"terminationGracePeriodSeconds": grace_seconds, "containers": [{
             "name": "main", "image": "busybox:1.36",
-            "command": ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo started; while true; do sleep 0.1; done"],
+            "command": ["sh", "-c", format!("{trap}; echo started; while true; do sleep 0.1; done")],
         }]},
     }))?;
     pods.create(&PostParams::default(), &pod).await?;
-    let running = wait_for_pod_phase(&pods, "sleeper", &["Running"]).await?;
+    let running = wait_for_pod_phase(pods, name, &["Running"]).await?;
     wait_for("the process to start", DEFAULT_TIMEOUT, || async {
         Ok(env
             .container_log_text(&running, "main")
             .contains("started")
             .then_some(()))
     })
+    .await?;
+    Ok(running)
+}
+
+#[tokio::test]
+async fn deleted_pod_gets_sigterm_and_goes_away() -> Result<()> {
+    let Some((env, ns)) = TestEnv::with_namespace("pod-delete").await? else {
+        return Ok(());
+    };
+    let pods: Api<Pod> = ns.api();
+    let running = start_looping_pod(
+        &env,
+        &pods,
+        "sleeper",
+        20,
+        "trap 'echo got TERM; exit 0' TERM",
+    )
     .await?;
     let started = std::time::Instant::now();
     pods.delete("sleeper", &DeleteParams::default()).await?;
@@ -231,22 +250,7 @@ async fn process_ignoring_sigterm_is_killed_after_the_grace_period() -> Result<(
         return Ok(());
     };
     let pods: Api<Pod> = ns.api();
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "stubborn"},
-        "spec": {"terminationGracePeriodSeconds": 2, "containers": [{
-            "name": "main", "image": "busybox:1.36",
-            "command": ["sh", "-c", "trap '' TERM; echo started; while true; do sleep 0.1; done"],
-        }]},
-    }))?;
-    pods.create(&PostParams::default(), &pod).await?;
-    let running = wait_for_pod_phase(&pods, "stubborn", &["Running"]).await?;
-    wait_for("the process to start", DEFAULT_TIMEOUT, || async {
-        Ok(env
-            .container_log_text(&running, "main")
-            .contains("started")
-            .then_some(()))
-    })
-    .await?;
+    let running = start_looping_pod(&env, &pods, "stubborn", 2, "trap '' TERM").await?;
     let pidfile = env.container_log(&running, "main").with_extension("pid");
     let pid: u32 = std::fs::read_to_string(&pidfile)?
         .split_whitespace()
