@@ -1,12 +1,123 @@
-//! The `kubetrain train` command line for a run. The Kubernetes Job and the local process pool
-//! both start the trainer with exactly these arguments, so a run trains the same way anywhere.
+//! The `kubetrain train` command line and environment for a run. The Kubernetes Job and the
+//! local process pool both start the trainer with exactly these arguments and variables, so a
+//! run trains the same way anywhere.
 
-use crate::{AlgorithmRef, TrainingRunSpec};
+use crate::{AlgorithmRef, TrainingRun, TrainingRunSpec};
 
 /// Environment variable naming the TrainingRun a trainer reports its status into.
 pub const ENV_RUN_NAME: &str = "KUBETRAIN_RUN_NAME";
 /// Environment variable with the namespace of that TrainingRun.
 pub const ENV_RUN_NAMESPACE: &str = "KUBETRAIN_RUN_NAMESPACE";
+/// Prefix of every variable the trainer reads its flags from (`KUBETRAIN_DATA`, ...). Whoever
+/// starts a trainer outside a container removes inherited ones, so only [`trainer_env`] counts.
+pub const ENV_PREFIX: &str = "KUBETRAIN_";
+
+/// Storage settings of whoever starts the trainer, used when the run's `spec.storage` names
+/// none (the controller's flags, or `kubetrain local`'s).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StorageEnv {
+    /// S3 endpoint URL (`AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// S3 region (`AWS_REGION`).
+    pub region: Option<String>,
+}
+
+/// Where the trainer's progress and result go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusReport {
+    /// Into the TrainingRun's status through the Kubernetes API (a Job's Pod): the trainer gets
+    /// [`ENV_RUN_NAME`] and [`ENV_RUN_NAMESPACE`], which is what makes it report there.
+    Kubernetes,
+    /// As JSON lines on stdout only (the local process pool reads them): no run identity, so
+    /// the trainer never tries to reach a cluster.
+    Stdout,
+}
+
+/// The value of one trainer environment variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvValue {
+    /// A literal value.
+    Value(String),
+    /// The key of a Secret in the run's namespace (credentials are never inline).
+    SecretKey {
+        /// Name of the Secret.
+        secret: String,
+        /// Key in the Secret.
+        key: String,
+        /// Whether the variable may be absent when the Secret lacks the key.
+        optional: bool,
+    },
+}
+
+/// One trainer environment variable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrainerEnvVar {
+    /// Variable name.
+    pub name: String,
+    /// Its value or where it comes from.
+    pub value: EnvValue,
+}
+
+/// The trainer's environment for `run`: where it reports (see [`StatusReport`]) and how it
+/// reaches storage. The run's `spec.storage` wins over `defaults`; credentials come only from
+/// the run's Secret.
+pub fn trainer_env(
+    run: &TrainingRun,
+    defaults: &StorageEnv,
+    report: StatusReport,
+) -> Vec<TrainerEnvVar> {
+    let storage = run.spec.storage.as_ref();
+    let mut env = Vec::new();
+    if report == StatusReport::Kubernetes {
+        env.push(literal(
+            ENV_RUN_NAME,
+            run.metadata.name.as_deref().unwrap_or_default(),
+        ));
+        env.push(literal(
+            ENV_RUN_NAMESPACE,
+            run.metadata.namespace.as_deref().unwrap_or("default"),
+        ));
+    }
+    let endpoint = storage
+        .and_then(|s| s.endpoint.clone())
+        .or_else(|| defaults.endpoint.clone());
+    if let Some(endpoint) = endpoint {
+        if endpoint.starts_with("http://") {
+            env.push(literal("AWS_ALLOW_HTTP", "true"));
+        }
+        env.push(literal("AWS_ENDPOINT_URL", &endpoint));
+    }
+    let region = storage
+        .and_then(|s| s.region.clone())
+        .or_else(|| defaults.region.clone());
+    if let Some(region) = region {
+        env.push(literal("AWS_REGION", &region));
+    }
+    if let Some(secret) = storage.and_then(|s| s.secret_ref.as_ref()) {
+        for (key, optional) in [
+            ("AWS_ACCESS_KEY_ID", false),
+            ("AWS_SECRET_ACCESS_KEY", false),
+            ("AWS_SESSION_TOKEN", true),
+        ] {
+            env.push(TrainerEnvVar {
+                name: key.to_owned(),
+                value: EnvValue::SecretKey {
+                    secret: secret.name.clone(),
+                    key: key.to_owned(),
+                    optional,
+                },
+            });
+        }
+    }
+    env
+}
+
+fn literal(name: &str, value: &str) -> TrainerEnvVar {
+    TrainerEnvVar {
+        name: name.to_owned(),
+        value: EnvValue::Value(value.to_owned()),
+    }
+}
 
 /// Arguments after the binary name: `train --data ... --out ...`.
 ///
@@ -83,6 +194,50 @@ mod tests {
              --feature-columns a,b --validation-fraction 0.2 --seed 7 --max-iterations 200 \
              --l2-penalty 0.5 --tolerance 0.0001 --threads 2 --progress json"
         );
+    }
+
+    fn training_run(name: &str, spec_yaml: &str) -> TrainingRun {
+        let mut run = TrainingRun::new(name, spec(spec_yaml));
+        run.metadata.namespace = Some("ml".to_owned());
+        run
+    }
+
+    #[test]
+    fn env_reports_to_kubernetes_only_when_asked() {
+        let run = training_run(
+            "churn",
+            "algorithm: {logisticRegression: {}}\n\
+             dataset: {uri: s3://d/x.csv}\n\
+             output: {uri: s3://m/}\n\
+             storage: {secretRef: {name: s3}, region: eu-west-1}",
+        );
+        let defaults = StorageEnv {
+            endpoint: Some("http://s3.local:8333".to_owned()),
+            region: Some("us-east-1".to_owned()),
+        };
+        let names = |env: &[TrainerEnvVar]| env.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+        let kube = trainer_env(&run, &defaults, StatusReport::Kubernetes);
+        assert_eq!(
+            names(&kube),
+            [
+                ENV_RUN_NAME,
+                ENV_RUN_NAMESPACE,
+                "AWS_ALLOW_HTTP",
+                "AWS_ENDPOINT_URL",
+                "AWS_REGION",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN"
+            ]
+        );
+        assert_eq!(kube[1].value, EnvValue::Value("ml".to_owned()));
+        assert_eq!(kube[4].value, EnvValue::Value("eu-west-1".to_owned()));
+        let local = trainer_env(&run, &defaults, StatusReport::Stdout);
+        assert!(
+            local.iter().all(|e| !e.name.starts_with(ENV_PREFIX)),
+            "{local:?}"
+        );
+        assert_eq!(local.len(), kube.len() - 2);
     }
 
     #[test]

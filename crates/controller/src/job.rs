@@ -7,14 +7,14 @@ use k8s_openapi::api::batch::v1::{
     PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, ObjectFieldSelector,
-    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretKeySelector,
-    SecurityContext, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSecurityContext,
+    PodSpec, PodTemplateSpec, SeccompProfile, SecretKeySelector, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
-use kubetrain_api::invocation::{ENV_RUN_NAME, ENV_RUN_NAMESPACE, trainer_args};
+use kubetrain_api::invocation::{self, EnvValue, StatusReport, StorageEnv, trainer_args};
 use kubetrain_api::{TrainingRun, exit_code};
 
 /// Label on a run's Job and Pods naming the run.
@@ -211,68 +211,40 @@ fn pod_spec(run: &TrainingRun, settings: &JobSettings) -> PodSpec {
     }
 }
 
-/// Where the run lives (so the trainer can report into its status) and how to reach storage.
-/// Credentials come only from the run's Secret, never inline.
+/// The shared trainer environment ([`kubetrain_api::invocation::trainer_env`]) as container
+/// variables: the trainer reports into the run's status, and credentials come only from the
+/// run's Secret, never inline.
 fn trainer_env(run: &TrainingRun, settings: &JobSettings) -> Vec<EnvVar> {
-    let storage = run.spec.storage.as_ref();
-    let mut env = vec![
-        value(ENV_RUN_NAME, &run.name_any()),
-        EnvVar {
-            name: ENV_RUN_NAMESPACE.to_owned(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.namespace".to_owned(),
-                    api_version: None,
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        },
-    ];
-    let endpoint = storage
-        .and_then(|s| s.endpoint.clone())
-        .or_else(|| settings.storage_endpoint.clone());
-    if let Some(endpoint) = endpoint {
-        if endpoint.starts_with("http://") {
-            env.push(value("AWS_ALLOW_HTTP", "true"));
-        }
-        env.push(value("AWS_ENDPOINT_URL", &endpoint));
-    }
-    let region = storage
-        .and_then(|s| s.region.clone())
-        .or_else(|| settings.storage_region.clone());
-    if let Some(region) = region {
-        env.push(value("AWS_REGION", &region));
-    }
-    if let Some(secret) = storage.and_then(|s| s.secret_ref.as_ref()) {
-        for (key, optional) in [
-            ("AWS_ACCESS_KEY_ID", false),
-            ("AWS_SECRET_ACCESS_KEY", false),
-            ("AWS_SESSION_TOKEN", true),
-        ] {
-            env.push(EnvVar {
-                name: key.to_owned(),
+    let defaults = StorageEnv {
+        endpoint: settings.storage_endpoint.clone(),
+        region: settings.storage_region.clone(),
+    };
+    invocation::trainer_env(run, &defaults, StatusReport::Kubernetes)
+        .into_iter()
+        .map(|var| match var.value {
+            EnvValue::Value(value) => EnvVar {
+                name: var.name,
+                value: Some(value),
+                ..EnvVar::default()
+            },
+            EnvValue::SecretKey {
+                secret,
+                key,
+                optional,
+            } => EnvVar {
+                name: var.name,
                 value_from: Some(EnvVarSource {
                     secret_key_ref: Some(SecretKeySelector {
-                        name: secret.name.clone(),
-                        key: key.to_owned(),
+                        name: secret,
+                        key,
                         optional: Some(optional),
                     }),
                     ..EnvVarSource::default()
                 }),
                 ..EnvVar::default()
-            });
-        }
-    }
-    env
-}
-
-fn value(name: &str, value: &str) -> EnvVar {
-    EnvVar {
-        name: name.to_owned(),
-        value: Some(value.to_owned()),
-        ..EnvVar::default()
-    }
+            },
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::fixtures::run;
+use kubetrain_api::invocation::ENV_RUN_NAME;
 
 fn settings() -> JobSettings {
     JobSettings {
