@@ -1,0 +1,210 @@
+//! The route table: every endpoint with its handler and its OpenAPI operation, so the
+//! document at `/openapi.json` and the router are built from the same list.
+
+use axum::http::{HeaderMap, Method};
+use axum::routing::{MethodRouter, delete, get, post};
+use kubetrain_api::TrainingRun;
+
+use crate::backend::{Access, Caller};
+use crate::error::ApiError;
+use crate::extract::bearer_token;
+use crate::openapi::{Body, Operation, json};
+use crate::state::AppState;
+
+pub(crate) mod probes;
+pub(crate) mod runs;
+
+/// How the server bounds an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // streaming routes come next
+pub(crate) enum Class {
+    /// Request timeout and concurrency limit.
+    Bounded,
+    /// Concurrency limit only: the answer streams for as long as it needs (SSE, downloads,
+    /// uploads).
+    Streaming,
+    /// Neither: health probes, metrics and the API document must answer under load.
+    Probe,
+}
+
+/// One route: where, how it is bounded, what it does and its documentation.
+pub(crate) struct Endpoint {
+    pub operation: Operation,
+    pub class: Class,
+    pub handler: MethodRouter<AppState>,
+}
+
+const RUNS: &str = "/v1/namespaces/{namespace}/trainingruns";
+const RUN: &str = "/v1/namespaces/{namespace}/trainingruns/{name}";
+
+/// Every route of the gateway.
+pub(crate) fn endpoints() -> Vec<Endpoint> {
+    use Class::*;
+    let run_errors: &[u16] = &[400, 401, 403, 404, 500, 503, 504];
+    vec![
+        Endpoint {
+            operation: Operation::new(Method::POST, RUNS, "createTrainingRun", "runs")
+                .summary("Create a TrainingRun (metadata.name or metadata.generateName)")
+                .description(
+                    "With an Idempotency-Key header a retry returns the run the first request \
+                     created (200); the same key with a different body is 409.",
+                )
+                .header_param(
+                    "Idempotency-Key",
+                    "Makes the create safe to retry: the same key returns the same run.",
+                )
+                .request(json::<TrainingRun>())
+                .reply(201, "The created run.", json::<TrainingRun>())
+                .reply(
+                    200,
+                    "The run an earlier request with the same Idempotency-Key created.",
+                    json::<TrainingRun>(),
+                )
+                .errors(&[400, 401, 403, 409, 413, 415, 422, 500, 503, 504]),
+            class: Bounded,
+            handler: post(runs::create),
+        },
+        Endpoint {
+            operation: Operation::new(Method::GET, RUNS, "listTrainingRuns", "runs")
+                .summary("List TrainingRuns, filtered by phase and label selector, paginated")
+                .query_param("phase", "Only runs in this phase (Pending, Queued, Running, Succeeded, Failed, Cancelled).")
+                .query_param("labelSelector", "A Kubernetes label selector, e.g. app=churn,tier!=dev.")
+                .query_param_integer("limit", "At most this many runs (at least 1).")
+                .query_param("continue", "The continue token of the previous page.")
+                .reply(200, "One page of runs.", json::<runs::RunListBody>())
+                .errors(&[400, 401, 403, 500, 503, 504]),
+            class: Bounded,
+            handler: get(runs::list),
+        },
+        Endpoint {
+            operation: Operation::new(Method::GET, RUN, "getTrainingRun", "runs")
+                .summary("Read a TrainingRun")
+                .reply(200, "The run.", json::<TrainingRun>())
+                .errors(run_errors),
+            class: Bounded,
+            handler: get(runs::get),
+        },
+        Endpoint {
+            operation: Operation::new(Method::DELETE, RUN, "deleteTrainingRun", "runs")
+                .summary("Delete a TrainingRun (its model stays in storage)")
+                .reply(200, "The run as last seen.", json::<TrainingRun>())
+                .errors(&[400, 401, 403, 404, 409, 500, 503, 504]),
+            class: Bounded,
+            handler: delete(runs::delete),
+        },
+        Endpoint {
+            operation: Operation::new(
+                Method::POST,
+                "/v1/namespaces/{namespace}/trainingruns/{name}/cancel",
+                "cancelTrainingRun",
+                "runs",
+            )
+            .summary("Cancel a TrainingRun (sets spec.cancel; it ends Cancelled)")
+            .reply(200, "The run.", json::<TrainingRun>())
+            .errors(&[400, 401, 403, 404, 409, 500, 503, 504]),
+            class: Bounded,
+            handler: post(runs::cancel),
+        },
+        Endpoint {
+            operation: Operation::new(Method::GET, "/healthz", "healthz", "probes")
+                .summary("Liveness: 200 while the process serves")
+                .reply(200, "Alive.", Body::Text),
+            class: Probe,
+            handler: get(probes::healthz),
+        },
+        Endpoint {
+            operation: Operation::new(Method::GET, "/readyz", "readyz", "probes")
+                .summary("Readiness: 200 when the backend can serve requests")
+                .reply(200, "Ready.", Body::Text)
+                .errors(&[503]),
+            class: Probe,
+            handler: get(probes::readyz),
+        },
+        Endpoint {
+            operation: Operation::new(Method::GET, "/metrics", "metrics", "probes")
+                .summary("Prometheus metrics: requests and latency by route, method and status")
+                .reply(200, "Prometheus text format.", Body::Text),
+            class: Probe,
+            handler: get(probes::metrics),
+        },
+        Endpoint {
+            operation: Operation::new(Method::GET, "/openapi.json", "openapi", "probes")
+                .summary("This document")
+                .reply(200, "The OpenAPI 3.1 document.", Body::AnyJson),
+            class: Probe,
+            handler: get(probes::openapi),
+        },
+    ]
+}
+
+/// Authenticate the request and check it may do `verb` on trainingruns in `namespace`.
+pub(crate) async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    verb: &'static str,
+    namespace: &str,
+    name: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let access = Access {
+        verb,
+        resource: "trainingruns",
+        namespace: namespace.to_owned(),
+        name: name.map(str::to_owned),
+    };
+    Ok(state.auth.authorize(bearer_token(headers), &access).await?)
+}
+
+/// Check the namespace and run name of the path, then authorize `verb` on that run.
+pub(crate) async fn authorize_run(
+    state: &AppState,
+    headers: &HeaderMap,
+    verb: &'static str,
+    namespace: &str,
+    name: &str,
+) -> Result<Caller, ApiError> {
+    check_namespace(namespace)?;
+    check_name(name)?;
+    authorize(state, headers, verb, namespace, Some(name)).await
+}
+
+/// A namespace must be a DNS-1123 label (what Kubernetes accepts).
+pub(crate) fn check_namespace(namespace: &str) -> Result<(), ApiError> {
+    if is_dns_label(namespace) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "namespace: \"{}\" is not a valid namespace name: lowercase letters, digits and \
+             '-', starting and ending with a letter or digit, at most 63 characters",
+            shorten(namespace)
+        )))
+    }
+}
+
+/// A run name must be a DNS-1123 subdomain (what Kubernetes accepts for custom resources).
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
+    let valid = name.len() <= 253 && !name.is_empty() && name.split('.').all(is_dns_label);
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "name: \"{}\" is not a valid run name: lowercase letters, digits, '-' and '.', \
+             starting and ending with a letter or digit, at most 253 characters",
+            shorten(name)
+        )))
+    }
+}
+
+fn is_dns_label(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first() != Some(&b'-')
+        && bytes.last() != Some(&b'-')
+}
+
+fn shorten(text: &str) -> String {
+    text.chars().take(80).collect()
+}
