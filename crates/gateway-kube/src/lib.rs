@@ -1,3 +1,13 @@
 //! The gateway's Kubernetes backend: every run is a TrainingRun object, reads come from a
 //! watch cache, and callers are authenticated with TokenReview and authorized with
 //! SubjectAccessReview.
+
+mod auth;
+mod errors;
+mod query;
+mod runs;
+
+pub use auth::{CACHE_TTL, KubeAuth};
+pub use errors::{Target, from_kube, from_status};
+pub use query::{continue_token, parse_continue_token, parse_selector};
+pub use runs::{FIELD_MANAGER, KubeRuns};

@@ -1,0 +1,369 @@
+//! [`KubeRuns`]: the gateway's runs are TrainingRun objects. Reads come from a reflector's
+//! watch cache; writes go to the API server, which validates them (OpenAPI schema and CEL).
+//!
+//! # Guarantees
+//! - `get` of a run the cache has not seen yet (just created) falls back to a GET, so a
+//!   client never sees 404 for a run it was told exists.
+//! - `watch` subscribes to changes before it reads the current state, so no change between
+//!   the two is lost; when the subscriber lags behind it re-reads the run instead.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use kubetrain_api::TrainingRun;
+use kubetrain_gateway::{BackendError, ListQuery, RunList, Runs};
+use tokio::sync::broadcast;
+use tracing::{debug, info, warn};
+
+use crate::errors::{Target, from_kube};
+use crate::query;
+
+/// Field manager of the gateway's writes.
+pub const FIELD_MANAGER: &str = "kubetrain-gateway";
+
+/// Changes buffered per `watch` subscriber before it counts as lagging (and re-reads).
+const CHANGES_BUFFER: usize = 1024;
+
+/// A change the watch cache saw, in the order it saw them.
+#[derive(Debug, Clone)]
+enum Change {
+    Applied(Arc<TrainingRun>),
+    Deleted(Arc<TrainingRun>),
+    /// The cache was re-listed: deletions while the watch was down are only visible in the
+    /// store now.
+    Resynced,
+}
+
+struct Shared {
+    client: Client,
+    /// `Some(ns)`: the cache holds this namespace only.
+    scope: Option<String>,
+    store: Store<TrainingRun>,
+    changes: broadcast::Sender<Change>,
+    synced: AtomicBool,
+}
+
+/// TrainingRuns in Kubernetes behind the gateway's routes.
+pub struct KubeRuns {
+    shared: Arc<Shared>,
+    cache: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for KubeRuns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeRuns")
+            .field("scope", &self.shared.scope)
+            .field("cached", &self.shared.store.len())
+            .field("synced", &self.shared.synced.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for KubeRuns {
+    fn drop(&mut self) {
+        self.cache.abort();
+    }
+}
+
+impl KubeRuns {
+    /// Starts the watch cache of TrainingRuns in every namespace, or in `scope` only, and
+    /// returns at once; [`Runs::ready`] says when the first full list is in.
+    pub fn start(client: Client, scope: Option<String>) -> Self {
+        let api: Api<TrainingRun> = match &scope {
+            Some(namespace) => Api::namespaced(client.clone(), namespace),
+            None => Api::all(client.clone()),
+        };
+        let (store, writer) = reflector::store::<TrainingRun>();
+        let (changes, _) = broadcast::channel(CHANGES_BUFFER);
+        let shared = Arc::new(Shared {
+            client,
+            scope,
+            store,
+            changes,
+            synced: AtomicBool::new(false),
+        });
+        let events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(strip_managed_fields)
+            .reflect(writer);
+        let cache = tokio::spawn(feed_changes(events, shared.clone()));
+        Self { shared, cache }
+    }
+
+    fn api(&self, namespace: &str) -> Result<Api<TrainingRun>, BackendError> {
+        self.shared.api(namespace)
+    }
+}
+
+impl Shared {
+    fn api(&self, namespace: &str) -> Result<Api<TrainingRun>, BackendError> {
+        match &self.scope {
+            Some(scope) if scope != namespace => Err(BackendError::BadRequest(format!(
+                "this gateway serves namespace \"{scope}\" only, not \"{namespace}\""
+            ))),
+            _ => Ok(Api::namespaced(self.client.clone(), namespace)),
+        }
+    }
+
+    fn cached(&self, namespace: &str, name: &str) -> Option<Arc<TrainingRun>> {
+        self.store.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// From the cache, else from the API server.
+    async fn current(&self, namespace: &str, name: &str) -> Result<TrainingRun, BackendError> {
+        let api = self.api(namespace)?;
+        if let Some(run) = self.cached(namespace, name) {
+            return Ok(run.as_ref().clone());
+        }
+        let target = Target {
+            namespace,
+            name,
+            creating: false,
+        };
+        match api.get_opt(name).await {
+            Ok(Some(mut run)) => {
+                strip_managed_fields(&mut run);
+                Ok(run)
+            }
+            Ok(None) => Err(BackendError::NotFound {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            }),
+            Err(error) => Err(from_kube(error, target)),
+        }
+    }
+}
+
+/// Drives the reflector and tells `watch` subscribers what changed.
+async fn feed_changes(
+    events: impl futures::Stream<Item = Result<watcher::Event<TrainingRun>, watcher::Error>>,
+    shared: Arc<Shared>,
+) {
+    let mut events = std::pin::pin!(events);
+    loop {
+        match events.try_next().await {
+            Ok(Some(event)) => {
+                let change = match event {
+                    watcher::Event::Apply(run) | watcher::Event::InitApply(run) => {
+                        Change::Applied(Arc::new(run))
+                    }
+                    watcher::Event::Delete(run) => Change::Deleted(Arc::new(run)),
+                    watcher::Event::Init => continue,
+                    watcher::Event::InitDone => {
+                        if !shared.synced.swap(true, Ordering::Relaxed) {
+                            info!(runs = shared.store.len(), "TrainingRun cache synced");
+                        }
+                        Change::Resynced
+                    }
+                };
+                // No subscribers is fine: nobody is watching.
+                let _ = shared.changes.send(change);
+            }
+            Ok(None) => {
+                warn!("the TrainingRun watch ended");
+                return;
+            }
+            // The backoff retries; the cache keeps serving what it has.
+            Err(error) => warn!(%error, "watching TrainingRuns failed; retrying"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Runs for KubeRuns {
+    async fn create(
+        &self,
+        namespace: &str,
+        mut run: TrainingRun,
+    ) -> Result<TrainingRun, BackendError> {
+        let api = self.api(namespace)?;
+        run.metadata.namespace = Some(namespace.to_owned());
+        let name = run
+            .metadata
+            .name
+            .clone()
+            .or_else(|| run.metadata.generate_name.clone())
+            .unwrap_or_default();
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        let mut created = api.create(&params, &run).await.map_err(|error| {
+            from_kube(
+                error,
+                Target {
+                    namespace,
+                    name: &name,
+                    creating: true,
+                },
+            )
+        })?;
+        strip_managed_fields(&mut created);
+        debug!(namespace, name = %created.name_any(), "created TrainingRun");
+        Ok(created)
+    }
+
+    async fn get(&self, namespace: &str, name: &str) -> Result<TrainingRun, BackendError> {
+        self.shared.current(namespace, name).await
+    }
+
+    async fn list(&self, namespace: &str, query: &ListQuery) -> Result<RunList, BackendError> {
+        let api = self.api(namespace)?;
+        if self.shared.synced.load(Ordering::Relaxed) {
+            return query::page(self.shared.store.state(), namespace, query);
+        }
+        // Before the first full list the cache would answer with a partial list.
+        let listed = api.list(&Default::default()).await.map_err(|error| {
+            from_kube(
+                error,
+                Target {
+                    namespace,
+                    name: "",
+                    creating: false,
+                },
+            )
+        })?;
+        let runs = listed
+            .items
+            .into_iter()
+            .map(|mut run| {
+                strip_managed_fields(&mut run);
+                Arc::new(run)
+            })
+            .collect();
+        query::page(runs, namespace, query)
+    }
+
+    async fn delete(&self, namespace: &str, name: &str) -> Result<TrainingRun, BackendError> {
+        let last_seen = self.shared.current(namespace, name).await?;
+        let api = self.api(namespace)?;
+        let target = Target {
+            namespace,
+            name,
+            creating: false,
+        };
+        let deleted = api
+            .delete(name, &DeleteParams::background())
+            .await
+            .map_err(|error| from_kube(error, target))?;
+        Ok(deleted
+            .left()
+            .map(|mut run| {
+                strip_managed_fields(&mut run);
+                run
+            })
+            .unwrap_or(last_seen))
+    }
+
+    async fn cancel(&self, namespace: &str, name: &str) -> Result<TrainingRun, BackendError> {
+        let api = self.api(namespace)?;
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.to_owned()),
+            ..Default::default()
+        };
+        let patch = Patch::Merge(serde_json::json!({"spec": {"cancel": true}}));
+        let mut run = api.patch(name, &params, &patch).await.map_err(|error| {
+            from_kube(
+                error,
+                Target {
+                    namespace,
+                    name,
+                    creating: false,
+                },
+            )
+        })?;
+        strip_managed_fields(&mut run);
+        Ok(run)
+    }
+
+    async fn watch(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<BoxStream<'static, TrainingRun>, BackendError> {
+        // Subscribe before reading, so nothing between the read and the first change is lost.
+        let changes = self.shared.changes.subscribe();
+        let first = self.shared.current(namespace, name).await?;
+        let state = Watch {
+            shared: self.shared.clone(),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            changes,
+            first: Some(first),
+            last_version: None,
+        };
+        Ok(futures::stream::unfold(state, Watch::next).boxed())
+    }
+
+    async fn ready(&self) -> bool {
+        self.shared.synced.load(Ordering::Relaxed)
+    }
+}
+
+/// One `watch` subscriber.
+struct Watch {
+    shared: Arc<Shared>,
+    namespace: String,
+    name: String,
+    changes: broadcast::Receiver<Change>,
+    first: Option<TrainingRun>,
+    /// resourceVersion of the last object sent, to send each version once.
+    last_version: Option<String>,
+}
+
+impl Watch {
+    async fn next(mut self) -> Option<(TrainingRun, Self)> {
+        if let Some(first) = self.first.take() {
+            self.last_version = first.resource_version();
+            return Some((first, self));
+        }
+        loop {
+            let run = match self.changes.recv().await {
+                Ok(Change::Applied(run)) if self.is_ours(&run) => run.as_ref().clone(),
+                Ok(Change::Deleted(run)) if self.is_ours(&run) => return None,
+                Ok(Change::Applied(_) | Change::Deleted(_)) => continue,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    debug!(missed, run = %self.name, "watch lagged; re-reading the run");
+                    self.reread().await?
+                }
+                Ok(Change::Resynced) => self.reread().await?,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            if run.resource_version() != self.last_version {
+                self.last_version = run.resource_version();
+                return Some((run, self));
+            }
+        }
+    }
+
+    fn is_ours(&self, run: &TrainingRun) -> bool {
+        run.meta().name.as_deref() == Some(self.name.as_str())
+            && run.meta().namespace.as_deref() == Some(self.namespace.as_str())
+    }
+
+    /// The run as it is now; `None` (the end of the watch) once it is gone.
+    async fn reread(&self) -> Option<TrainingRun> {
+        match self.shared.current(&self.namespace, &self.name).await {
+            Ok(run) => Some(run),
+            Err(BackendError::NotFound { .. }) => None,
+            Err(error) => {
+                warn!(%error, run = %self.name, "re-reading a watched run failed; ending its watch");
+                None
+            }
+        }
+    }
+}
+
+fn strip_managed_fields(run: &mut TrainingRun) {
+    let meta = run.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
