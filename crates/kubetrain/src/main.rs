@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client;
 mod controller;
 mod in_cluster;
 mod logging;
@@ -28,6 +29,14 @@ enum Command {
     Predict(train::PredictArgs),
     /// Run the controller: reconcile TrainingRuns into Jobs and keep their status true.
     Controller(controller::ControllerArgs),
+    /// Submit a TrainingRun to a gateway and follow it to the end with a progress bar.
+    Submit(Box<client::SubmitArgs>),
+    /// Show one TrainingRun of a gateway.
+    Get(client::GetArgs),
+    /// List the TrainingRuns of a gateway.
+    List(client::ListArgs),
+    /// Cancel a TrainingRun: its training stops and it ends Cancelled.
+    Cancel(client::CancelArgs),
 }
 
 #[tokio::main]
@@ -41,6 +50,10 @@ async fn main() -> ExitCode {
         Command::Train(args) => in_cluster::train(args).await,
         Command::Predict(args) => train::predict(args),
         Command::Controller(args) => controller::run(args).await,
+        Command::Submit(args) => client::submit(*args).await,
+        Command::Get(args) => client::get(args).await,
+        Command::List(args) => client::list(args).await,
+        Command::Cancel(args) => client::cancel(args).await,
     }
 }
 

@@ -1,0 +1,421 @@
+//! A TrainingRun to submit: from a manifest (YAML or JSON; what `kubectl apply -f` takes works
+//! as is) or from command-line flags. Both end in the same checked deserialization, so a bad
+//! field is reported by its path whichever way the run was written.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kubetrain_api::TrainingRun;
+use serde_json::{Map, Value, json};
+
+use crate::ClientError;
+
+/// `apiVersion` of a TrainingRun.
+pub const API_VERSION: &str = "kubetrain.dev/v1alpha1";
+/// `kind` of a TrainingRun.
+pub const KIND: &str = "TrainingRun";
+
+/// Parse a TrainingRun manifest. `source` names the input in errors (a path or `stdin`).
+///
+/// `apiVersion` and `kind` may be left out; when present they must be a TrainingRun's.
+/// `status` is dropped: the gateway owns it.
+pub fn parse_manifest(text: &str, source: &str) -> Result<TrainingRun, ClientError> {
+    let mut documents = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(text) {
+        let value: Value = serde_path_to_error::deserialize(document).map_err(|error| {
+            ClientError::Manifest(format!("{source}: not valid YAML or JSON: {error}"))
+        })?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    let value = match documents.len() {
+        1 => documents.remove(0),
+        0 => {
+            return Err(ClientError::Manifest(format!(
+                "{source}: empty: expected one TrainingRun manifest (apiVersion: {API_VERSION}, kind: {KIND}, metadata, spec)"
+            )));
+        }
+        n => {
+            return Err(ClientError::Manifest(format!(
+                "{source}: holds {n} YAML documents; submit takes exactly one TrainingRun"
+            )));
+        }
+    };
+    run_from_value(value, source)
+}
+
+/// Check and complete `apiVersion` and `kind`, then deserialize with the path of any bad field.
+fn run_from_value(value: Value, source: &str) -> Result<TrainingRun, ClientError> {
+    let Value::Object(mut object) = value else {
+        return Err(ClientError::Manifest(format!(
+            "{source}: expected a TrainingRun object (apiVersion, kind, metadata, spec), found {}",
+            kind_of(&value)
+        )));
+    };
+    for (key, expected) in [("apiVersion", API_VERSION), ("kind", KIND)] {
+        match object.get(key) {
+            None | Some(Value::Null) => {
+                object.insert(key.to_owned(), Value::String(expected.to_owned()));
+            }
+            Some(Value::String(found)) if found == expected => {}
+            Some(found) => {
+                return Err(ClientError::Manifest(format!(
+                    "{source}: {key}: expected {expected:?}, found {found}"
+                )));
+            }
+        }
+    }
+    if !object.contains_key("spec") {
+        return Err(ClientError::Manifest(format!(
+            "{source}: spec: missing; a TrainingRun needs spec.algorithm, spec.dataset and spec.output"
+        )));
+    }
+    object.remove("status");
+    object
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    serde_path_to_error::deserialize(Value::Object(object)).map_err(|error| {
+        let path = error.path().to_string();
+        ClientError::Manifest(format!("{source}: {path}: {}", error.into_inner()))
+    })
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A run written as command-line flags: what `kubetrain train` takes, plus run settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFlags {
+    /// Training data URI (`s3://`, `file://`, or a path; a relative path is made absolute).
+    pub data: String,
+    /// Column holding the labels.
+    pub label_column: Option<String>,
+    /// Output prefix for `model.json` and `summary.json`.
+    pub out: String,
+    pub feature_columns: Option<Vec<String>>,
+    pub validation_fraction: Option<f64>,
+    pub validation_data: Option<String>,
+    pub seed: Option<i64>,
+    pub max_iterations: Option<u32>,
+    pub l2_penalty: Option<f64>,
+    pub tolerance: Option<f64>,
+    pub backoff_limit: Option<i32>,
+    pub active_deadline_seconds: Option<i64>,
+    pub ttl_seconds_after_finished: Option<i32>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Build a TrainingRun from flags. Relative paths are resolved against `cwd`, so a gateway on
+/// this machine (`kubetrain local`) finds the same files. The name is left to
+/// [`set_name`].
+pub fn run_from_flags(flags: &RunFlags, cwd: &Path) -> Result<TrainingRun, ClientError> {
+    let mut logistic = Map::new();
+    if let Some(n) = flags.max_iterations {
+        logistic.insert("maxIterations".into(), json!(n));
+    }
+    if let Some(x) = flags.l2_penalty {
+        logistic.insert("l2Penalty".into(), json!(x));
+    }
+    if let Some(x) = flags.tolerance {
+        logistic.insert("tolerance".into(), json!(x));
+    }
+    let mut dataset = Map::new();
+    dataset.insert("uri".into(), json!(absolute_uri(&flags.data, cwd)));
+    dataset.insert("format".into(), json!("csv"));
+    if let Some(column) = &flags.label_column {
+        dataset.insert("labelColumn".into(), json!(column));
+    }
+    if let Some(columns) = &flags.feature_columns {
+        dataset.insert("featureColumns".into(), json!(columns));
+    }
+    if let Some(fraction) = flags.validation_fraction {
+        dataset.insert("validationFraction".into(), json!(fraction));
+    }
+    if let Some(uri) = &flags.validation_data {
+        dataset.insert("validationUri".into(), json!(absolute_uri(uri, cwd)));
+    }
+    if let Some(seed) = flags.seed {
+        dataset.insert("seed".into(), json!(seed));
+    }
+    let mut spec = Map::new();
+    spec.insert(
+        "algorithm".into(),
+        json!({ "logisticRegression": Value::Object(logistic) }),
+    );
+    spec.insert("dataset".into(), Value::Object(dataset));
+    spec.insert(
+        "output".into(),
+        json!({ "uri": absolute_uri(&flags.out, cwd) }),
+    );
+    if let Some(n) = flags.backoff_limit {
+        spec.insert("backoffLimit".into(), json!(n));
+    }
+    if let Some(n) = flags.active_deadline_seconds {
+        spec.insert("activeDeadlineSeconds".into(), json!(n));
+    }
+    if let Some(n) = flags.ttl_seconds_after_finished {
+        spec.insert("ttlSecondsAfterFinished".into(), json!(n));
+    }
+    let mut metadata = Map::new();
+    if !flags.labels.is_empty() {
+        metadata.insert("labels".into(), json!(flags.labels));
+    }
+    run_from_value(
+        json!({ "metadata": Value::Object(metadata), "spec": Value::Object(spec) }),
+        "flags",
+    )
+}
+
+/// `uri` unchanged when it has a scheme or is absolute; otherwise the absolute path of the
+/// relative path `uri` under `cwd`.
+pub fn absolute_uri(uri: &str, cwd: &Path) -> String {
+    if uri.contains("://") || Path::new(uri).is_absolute() {
+        return uri.to_owned();
+    }
+    let joined = cwd.join(uri);
+    let mut text = joined.to_string_lossy().into_owned();
+    // A trailing slash says "prefix" to the trainer; keep it.
+    if uri.ends_with('/') && !text.ends_with('/') {
+        text.push('/');
+    }
+    text
+}
+
+/// Parse `key=value` (a label given on the command line).
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, e.g. team=ml, found {text:?}")),
+    }
+}
+
+/// Give the run its name: `name` or `generate_name` when given (a manifest's own is replaced),
+/// else the manifest's, else a `generateName` from the data file's name (`breast-cancer-`).
+pub fn set_name(
+    run: &mut TrainingRun,
+    name: Option<&str>,
+    generate_name: Option<&str>,
+) -> Result<(), ClientError> {
+    match (name, generate_name) {
+        (Some(_), Some(_)) => {
+            return Err(ClientError::Manifest(
+                "give --name or --generate-name, not both".to_owned(),
+            ));
+        }
+        (Some(name), None) => {
+            run.metadata.name = Some(name.to_owned());
+            run.metadata.generate_name = None;
+        }
+        (None, Some(prefix)) => {
+            run.metadata.name = None;
+            run.metadata.generate_name = Some(prefix.to_owned());
+        }
+        (None, None) => {
+            if run.metadata.name.is_none() && run.metadata.generate_name.is_none() {
+                run.metadata.generate_name = Some(generate_name_for(&run.spec.dataset.uri));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A `generateName` prefix from a dataset URI: its file stem as a DNS label, then `-`.
+pub fn generate_name_for(uri: &str) -> String {
+    let stem = uri
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let stem = stem.split('.').next().unwrap_or_default();
+    let mut label = String::new();
+    for c in stem.chars() {
+        if c.is_ascii_alphanumeric() {
+            label.push(c.to_ascii_lowercase());
+        } else if !label.ends_with('-') {
+            label.push('-');
+        }
+    }
+    let label: String = label.trim_matches('-').chars().take(40).collect();
+    let label = label.trim_end_matches('-');
+    if label.is_empty() || !label.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        "run-".to_owned()
+    } else {
+        format!("{label}-")
+    }
+}
+
+/// The namespace to submit to: `--namespace` or the manifest's (`default` when neither);
+/// both given and different is an error, as with kubectl.
+pub fn resolve_namespace(flag: Option<&str>, run: &TrainingRun) -> Result<String, ClientError> {
+    let manifest = run.metadata.namespace.as_deref();
+    match (flag, manifest) {
+        (Some(flag), Some(manifest)) if flag != manifest => Err(ClientError::Manifest(format!(
+            "the namespace of the manifest ({manifest}) does not match --namespace ({flag}); \
+             drop one of them"
+        ))),
+        (Some(flag), _) => Ok(flag.to_owned()),
+        (None, Some(manifest)) => Ok(manifest.to_owned()),
+        (None, None) => Ok("default".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn sample(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/samples")
+            .join(name);
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn the_binary_sample_parses_as_is() {
+        let run = parse_manifest(&sample("logistic-regression-binary.yaml"), "sample").unwrap();
+        assert_eq!(run.metadata.name.as_deref(), Some("breast-cancer"));
+        let logistic = run.spec.algorithm.logistic_regression.as_ref().unwrap();
+        assert_eq!(logistic.max_iterations, 200);
+        assert_eq!(
+            run.spec.dataset.uri,
+            "s3://kubetrain-samples/breast-cancer/train.csv"
+        );
+        assert_eq!(run.spec.active_deadline_seconds, Some(900));
+    }
+
+    #[test]
+    fn the_multiclass_sample_parses_as_is() {
+        let run = parse_manifest(&sample("logistic-regression-multiclass.yaml"), "sample").unwrap();
+        assert_eq!(run.metadata.name.as_deref(), Some("digits"));
+        assert_eq!(run.spec.dataset.validation_fraction, Some(0.2));
+        assert_eq!(run.spec.ttl_seconds_after_finished, Some(86400));
+    }
+
+    #[test]
+    fn json_without_api_version_and_kind_is_a_run() {
+        let run = parse_manifest(
+            r#"{"metadata":{"generateName":"x-"},"spec":{"algorithm":{"logisticRegression":{}},"dataset":{"uri":"/d.csv"},"output":{"uri":"/m/"}}}"#,
+            "run.json",
+        )
+        .unwrap();
+        assert_eq!(run.metadata.generate_name.as_deref(), Some("x-"));
+        assert_eq!(run.spec.dataset.label_column, "label");
+    }
+
+    #[test]
+    fn a_bad_field_is_named_by_its_path() {
+        let error = parse_manifest(
+            "spec:\n  algorithm: {logisticRegression: {maxIterations: many}}\n  dataset: {uri: /d.csv}\n  output: {uri: /m/}\n",
+            "run.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("run.yaml: spec.algorithm.logisticRegression.maxIterations: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn another_kind_is_refused() {
+        let error = parse_manifest("apiVersion: v1\nkind: Secret\nspec: {}\n", "s.yaml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "s.yaml: apiVersion: expected \"kubetrain.dev/v1alpha1\", found \"v1\""
+        );
+    }
+
+    #[test]
+    fn several_documents_are_refused() {
+        let text = format!(
+            "{}\n---\n{}",
+            sample("logistic-regression-binary.yaml"),
+            sample("logistic-regression-multiclass.yaml")
+        );
+        let error = parse_manifest(&text, "two.yaml").unwrap_err().to_string();
+        assert!(error.contains("holds 2 YAML documents"), "{error}");
+    }
+
+    #[test]
+    fn flags_make_a_run_with_absolute_paths() {
+        let flags = RunFlags {
+            data: "tests/data/breast_cancer_train.csv".into(),
+            out: "out/model/".into(),
+            label_column: Some("label".into()),
+            max_iterations: Some(300),
+            validation_fraction: Some(0.25),
+            labels: BTreeMap::from([("team".into(), "ml".into())]),
+            ..RunFlags::default()
+        };
+        let mut run = run_from_flags(&flags, Path::new("/work")).unwrap();
+        assert_eq!(
+            run.spec.dataset.uri,
+            "/work/tests/data/breast_cancer_train.csv"
+        );
+        assert_eq!(run.spec.output.uri, "/work/out/model/");
+        assert_eq!(run.spec.dataset.validation_fraction, Some(0.25));
+        assert_eq!(
+            run.spec
+                .algorithm
+                .logistic_regression
+                .as_ref()
+                .unwrap()
+                .max_iterations,
+            300
+        );
+        assert_eq!(
+            run.metadata.labels.as_ref().unwrap().get("team").unwrap(),
+            "ml"
+        );
+        set_name(&mut run, None, None).unwrap();
+        assert_eq!(
+            run.metadata.generate_name.as_deref(),
+            Some("breast-cancer-train-")
+        );
+    }
+
+    #[test]
+    fn uris_keep_their_scheme() {
+        let cwd = Path::new("/here");
+        assert_eq!(absolute_uri("s3://b/k.csv", cwd), "s3://b/k.csv");
+        assert_eq!(absolute_uri("file:///d.csv", cwd), "file:///d.csv");
+        assert_eq!(absolute_uri("/d.csv", cwd), "/d.csv");
+        assert_eq!(absolute_uri("d.csv", cwd), "/here/d.csv");
+    }
+
+    #[test]
+    fn generated_names_are_dns_labels() {
+        assert_eq!(generate_name_for("s3://b/Churn_2024.v2.csv"), "churn-2024-");
+        assert_eq!(generate_name_for("/data/123.csv"), "run-");
+        assert_eq!(generate_name_for(""), "run-");
+    }
+
+    #[test]
+    fn namespaces_must_agree() {
+        let mut run = parse_manifest(&sample("logistic-regression-binary.yaml"), "s").unwrap();
+        assert_eq!(resolve_namespace(None, &run).unwrap(), "default");
+        run.metadata.namespace = Some("ml".into());
+        assert_eq!(resolve_namespace(None, &run).unwrap(), "ml");
+        assert_eq!(resolve_namespace(Some("ml"), &run).unwrap(), "ml");
+        assert!(resolve_namespace(Some("other"), &run).is_err());
+    }
+
+    #[test]
+    fn labels_need_an_equals_sign() {
+        assert_eq!(parse_label("a=b").unwrap(), ("a".into(), "b".into()));
+        assert!(parse_label("ab").is_err());
+        assert!(parse_label("=b").is_err());
+    }
+}
