@@ -17,7 +17,6 @@ pub(crate) type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
 /// The content of a request or response body.
 #[derive(Clone, Copy)]
-#[allow(dead_code)] // streaming routes come next
 pub(crate) enum Body {
     /// `application/json` with this schema.
     Json(SchemaFn),

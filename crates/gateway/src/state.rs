@@ -8,6 +8,7 @@ use kubetrain_trainer::location::Location;
 
 use crate::backend::{Authorizer, Runs};
 use crate::metrics::HttpMetrics;
+use crate::routes::predict::ModelCache;
 
 /// Bounds on what one request may cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,7 @@ pub struct AppState {
     pub(crate) auth: Arc<dyn Authorizer>,
     pub(crate) config: Arc<GatewayConfig>,
     pub(crate) metrics: Arc<HttpMetrics>,
+    pub(crate) models: Arc<ModelCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -80,11 +82,13 @@ impl std::fmt::Debug for AppState {
 impl AppState {
     /// State for [`crate::app`]: runs live in `backend`, every request is checked by `auth`.
     pub fn new(backend: Arc<dyn Runs>, auth: Arc<dyn Authorizer>, config: GatewayConfig) -> Self {
+        let models = Arc::new(ModelCache::new(config.limits.model_cache_size));
         AppState {
             backend,
             auth,
             config: Arc::new(config),
             metrics: Arc::new(HttpMetrics::new()),
+            models,
         }
     }
 

@@ -105,6 +105,22 @@ impl Location {
         &self.uri
     }
 
+    /// The store holding the object (for streaming reads and multipart writes).
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The object's path in [`Location::store`].
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Classify a storage error about this location as [`Location::read`] does: missing
+    /// objects and denied access are bad input, anything else is a transient read error.
+    pub fn read_error(&self, error: object_store::Error) -> TrainError {
+        self.classify(error, |uri, source| TrainError::Read { uri, source })
+    }
+
     /// The object `name` under this location taken as a prefix ("directory").
     pub fn child(&self, name: &str) -> Location {
         Location {

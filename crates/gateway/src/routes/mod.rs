@@ -11,12 +11,16 @@ use crate::extract::bearer_token;
 use crate::openapi::{Body, Operation, json};
 use crate::state::AppState;
 
+pub(crate) mod datasets;
+pub(crate) mod events;
+pub(crate) mod model;
+pub(crate) mod predict;
 pub(crate) mod probes;
 pub(crate) mod runs;
+pub(crate) mod seed;
 
 /// How the server bounds an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // streaming routes come next
 pub(crate) enum Class {
     /// Request timeout and concurrency limit.
     Bounded,
@@ -106,6 +110,71 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             handler: post(runs::cancel),
         },
         Endpoint {
+            operation: Operation::new(Method::GET, "/v1/namespaces/{namespace}/trainingruns/{name}/events", "watchTrainingRun", "runs")
+                .summary("Follow a run: Server-Sent Events of its changes, ending after the terminal phase")
+                .description(
+                    "Each event is `event: run`, `id: <resourceVersion>`, `data: <TrainingRun JSON>`. \
+                     The first event is the current state; the stream ends after an event with phase \
+                     Succeeded, Failed or Cancelled, or when the run is deleted.",
+                )
+                .reply(200, "The event stream.", Body::EventStream)
+                .errors(run_errors),
+            class: Streaming,
+            handler: get(events::events),
+        },
+        Endpoint {
+            operation: Operation::new(Method::GET, "/v1/namespaces/{namespace}/trainingruns/{name}/model", "getModel", "runs")
+                .summary("Download the run's model file (streamed from storage)")
+                .description(
+                    "Headers: Content-Length, ETag \"sha256:<hex>\" and X-Model-Sha256 from status.model. \
+                     409 while the run has no model.",
+                )
+                .reply(200, "The model file (kubetrain.dev/logistic-regression JSON).", Body::AnyJson)
+                .errors(&[400, 401, 403, 404, 409, 500, 502, 503]),
+            class: Streaming,
+            handler: get(model::download),
+        },
+        Endpoint {
+            operation: Operation::new(Method::POST, "/v1/namespaces/{namespace}/trainingruns/{name}/predict", "predict", "runs")
+                .summary("Classify rows with the run's model")
+                .description(
+                    "Each row holds the raw values of the model's featureNames, in that order \
+                     (the training columns without the label). Answers the predicted class label \
+                     of each row and the probabilities in classLabels order, exactly as \
+                     `kubetrain predict` computes them.",
+                )
+                .request(json::<predict::PredictRequest>())
+                .reply(200, "The predictions.", json::<predict::PredictResponse>())
+                .errors(&[400, 401, 403, 404, 409, 413, 415, 422, 500, 502, 503, 504]),
+            class: Bounded,
+            handler: post(predict::predict),
+        },
+        Endpoint {
+            operation: Operation::new(
+                Method::POST,
+                "/v1/namespaces/{namespace}/datasets",
+                "uploadDataset",
+                "datasets",
+            )
+            .summary("Upload a CSV dataset to the staging location; answers its URI")
+            .description("Needs permission to create trainingruns in the namespace.")
+            .request(Body::Csv)
+            .reply(201, "Where the dataset was stored.", json::<datasets::DatasetUploaded>())
+            .errors(&[400, 401, 403, 413, 422, 500, 501, 503]),
+            class: Streaming,
+            handler: post(datasets::upload),
+        },
+        seed_train("/train/", "seedTrain"),
+        seed_train("/train", "seedTrainNoSlash"),
+        Endpoint {
+            operation: Operation::new(Method::GET, "/status/{task_id}", "seedStatus", "seed")
+                .summary("The seed API: the state of a training task")
+                .reply(200, "The task's status.", json::<seed::SeedStatus>())
+                .errors(&[401, 403, 404, 500, 503, 504]),
+            class: Bounded,
+            handler: get(seed::status),
+        },
+        Endpoint {
             operation: Operation::new(Method::GET, "/healthz", "healthz", "probes")
                 .summary("Liveness: 200 while the process serves")
                 .reply(200, "Alive.", Body::Text),
@@ -135,6 +204,23 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             handler: get(probes::openapi),
         },
     ]
+}
+
+fn seed_train(path: &'static str, id: &'static str) -> Endpoint {
+    Endpoint {
+        operation: Operation::new(Method::POST, path, id, "seed")
+            .summary("The seed API: train on inline features and labels; answers a task id")
+            .description(
+                "Body as the seed service took it: features, labels, test_size (0.2), \
+                 random_state (42), C (1.0, mapped to l2Penalty = 1/C), max_iter (1000). \
+                 Creates a TrainingRun in the gateway's seed namespace; the task id is its name.",
+            )
+            .request(json::<seed::SeedTrainRequest>())
+            .reply(200, "The task id.", json::<seed::SeedTask>())
+            .errors(&[400, 401, 403, 413, 415, 422, 500, 501, 503, 504]),
+        class: Class::Bounded,
+        handler: post(seed::train),
+    }
 }
 
 /// Authenticate the request and check it may do `verb` on trainingruns in `namespace`.

@@ -1,0 +1,79 @@
+//! `GET .../trainingruns/{name}/events`: the run's changes as Server-Sent Events.
+//!
+//! # Expected flow
+//! Each event is `event: run`, `id: <metadata.resourceVersion>`, `data: <the TrainingRun as
+//! JSON>`. The first event is the run as it is now (so a client that connects late still sees
+//! the current state), then one per change. Comments (`:`) keep idle connections alive.
+//!
+//! # Guarantees
+//! The stream ends after the first event whose phase is terminal (Succeeded, Failed,
+//! Cancelled), when the run is deleted, and when the server shuts down.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::{Stream, StreamExt};
+use kubetrain_api::TrainingRun;
+
+use crate::error::ApiError;
+use crate::routes::authorize_run;
+use crate::server::ShutdownSignal;
+use crate::state::AppState;
+
+/// The SSE event name of every event.
+pub const EVENT_NAME: &str = "run";
+
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    shutdown: Option<axum::Extension<ShutdownSignal>>,
+) -> Result<Response, ApiError> {
+    authorize_run(&state, &headers, "get", &namespace, &name).await?;
+    let runs = state.backend.watch(&namespace, &name).await?;
+    let events = until_terminal(runs).map(|run| Ok::<_, Infallible>(event(&run)));
+    let stopping = async move {
+        match shutdown {
+            Some(axum::Extension(signal)) => signal.wait().await,
+            None => std::future::pending().await,
+        }
+    };
+    let events = events.take_until(stopping);
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+/// The runs up to and including the first one in a terminal phase.
+fn until_terminal(
+    runs: impl Stream<Item = TrainingRun> + Send + 'static,
+) -> impl Stream<Item = TrainingRun> + Send + 'static {
+    runs.scan(false, |ended, run| {
+        if *ended {
+            return futures::future::ready(None);
+        }
+        *ended = run
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p.is_terminal());
+        futures::future::ready(Some(run))
+    })
+}
+
+fn event(run: &TrainingRun) -> Event {
+    let data = serde_json::to_string(run).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize a run for SSE");
+        "{}".to_owned()
+    });
+    let event = Event::default().event(EVENT_NAME).data(data);
+    match run.metadata.resource_version.as_deref() {
+        // `Event::id` refuses line breaks and NUL; a resourceVersion never has them.
+        Some(version) if !version.contains(['\n', '\r', '\0']) => event.id(version),
+        _ => event,
+    }
+}

@@ -1,0 +1,255 @@
+//! `POST .../trainingruns/{name}/predict`: classify rows with the run's model.
+//!
+//! Request: `{"rows": [[f64, ...], ...]}`, each row the raw (unscaled) values of the model's
+//! `featureNames`, in that order (the columns the run was trained on, label excluded; see
+//! `GET .../model`). Values are rounded to 32-bit floats, as the trainer reads CSV.
+//!
+//! Answer: `{"classes": [label per row], "probabilities": [[p per class] per row],
+//! "classLabels": [labels in probability-column order]}`. Labels are strings, as in the model
+//! file. The numbers are exactly those of `kubetrain predict` on the same rows.
+//!
+//! # Guarantees
+//! A model is read from storage once and kept parsed in a bounded cache keyed by URI and
+//! sha256; the bytes read must hash to `status.model.sha256` (502 otherwise), so a cached
+//! model is always the one the run reported.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use kubetrain_api::ModelRef;
+use kubetrain_trainer::model::{Model, argmax_rows};
+use ndarray::{Array2, ShapeBuilder};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::routes::authorize_run;
+use crate::routes::model::{model_location, model_mismatch, ready_model};
+use crate::state::AppState;
+
+/// Rows to classify.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PredictRequest {
+    /// One row per example: the raw values of the model's `featureNames`, in that order.
+    pub rows: Vec<Vec<f64>>,
+}
+
+/// Predictions for the rows of a [`PredictRequest`], in the same order.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PredictResponse {
+    /// The most probable class label of each row.
+    pub classes: Vec<String>,
+    /// Class probabilities of each row, columns in `classLabels` order.
+    pub probabilities: Vec<Vec<f64>>,
+    /// The model's class labels: the order of the probability columns.
+    pub class_labels: Vec<String>,
+}
+
+/// Parsed models by (uri, sha256).
+pub(crate) struct ModelCache {
+    models: quick_cache::sync::Cache<(String, String), Arc<Model>>,
+}
+
+impl ModelCache {
+    pub(crate) fn new(capacity: usize) -> Self {
+        ModelCache {
+            models: quick_cache::sync::Cache::new(capacity.max(1)),
+        }
+    }
+
+    /// The model `reference` points at: from the cache, or read, checked and parsed once
+    /// (concurrent callers wait for the one load).
+    pub(crate) async fn get(&self, reference: &ModelRef) -> Result<Arc<Model>, ApiError> {
+        let key = (reference.uri.clone(), reference.sha256.to_ascii_lowercase());
+        self.models
+            .get_or_insert_async(&key, load(reference.clone()))
+            .await
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.models.len()
+    }
+}
+
+async fn load(reference: ModelRef) -> Result<Arc<Model>, ApiError> {
+    let location = model_location(&reference)?;
+    let bytes = location
+        .store()
+        .get(location.path())
+        .await
+        .map_err(|e| crate::routes::model::storage_error(&location, e))?
+        .bytes()
+        .await
+        .map_err(|e| crate::routes::model::storage_error(&location, e))?;
+    let parsed = tokio::task::spawn_blocking(move || {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        if !sha256.eq_ignore_ascii_case(&reference.sha256) {
+            return Err(model_mismatch(
+                &reference,
+                format!(
+                    "its sha256 is {sha256}, the run's status says {}",
+                    reference.sha256
+                ),
+            ));
+        }
+        Model::from_json(&bytes).map_err(|why| model_mismatch(&reference, why))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    Ok(Arc::new(parsed))
+}
+
+use object_store::ObjectStoreExt;
+
+impl std::fmt::Debug for ModelCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelCache")
+            .field("len", &self.models.len())
+            .finish()
+    }
+}
+
+pub(crate) async fn predict(
+    State(state): State<AppState>,
+    Path((namespace, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<PredictRequest>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    authorize_run(&state, &headers, "get", &namespace, &name).await?;
+    let run = state.backend.get(&namespace, &name).await?;
+    let reference = ready_model(&run)?;
+    let model = state.models.get(reference).await?;
+    let answer = tokio::task::spawn_blocking(move || classify(&model, &request.rows))
+        .await
+        .map_err(ApiError::internal)??;
+    Ok(Json(answer))
+}
+
+/// Check the rows against the model and classify them as `kubetrain predict` does.
+pub(crate) fn classify(model: &Model, rows: &[Vec<f64>]) -> Result<PredictResponse, ApiError> {
+    let width = model.feature_names.len();
+    if rows.is_empty() {
+        return Err(ApiError::invalid("rows", "give at least one row"));
+    }
+    // Column-major, the layout predict_proba is fastest on (and the one the CSV reader makes).
+    let mut columns = vec![0f32; rows.len() * width];
+    for (i, row) in rows.iter().enumerate() {
+        if row.len() != width {
+            return Err(ApiError::invalid(
+                format!("rows[{i}]"),
+                format!(
+                    "has {} values; the model expects {width} (its featureNames: {})",
+                    row.len(),
+                    feature_list(&model.feature_names)
+                ),
+            ));
+        }
+        for (j, &value) in row.iter().enumerate() {
+            let narrow = value as f32;
+            if !narrow.is_finite() {
+                return Err(ApiError::invalid(
+                    format!("rows[{i}][{j}]"),
+                    format!("{value} is outside the range of 32-bit floats the model reads"),
+                ));
+            }
+            columns[j * rows.len() + i] = narrow;
+        }
+    }
+    let x = Array2::from_shape_vec((rows.len(), width).f(), columns).map_err(ApiError::internal)?;
+    let probabilities = model.predict_proba(x.view());
+    let predicted = argmax_rows(&probabilities);
+    Ok(PredictResponse {
+        classes: predicted
+            .iter()
+            .map(|&k| model.classes[k].clone())
+            .collect(),
+        probabilities: probabilities
+            .rows()
+            .into_iter()
+            .map(|r| r.to_vec())
+            .collect(),
+        class_labels: model.classes.clone(),
+    })
+}
+
+fn feature_list(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(", ... ({} in all)", names.len()));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn model() -> Model {
+        serde_json::from_value(serde_json::json!({
+            "format": "kubetrain.dev/logistic-regression",
+            "formatVersion": 1,
+            "labelColumn": "label",
+            "featureNames": ["a", "b"],
+            "classes": ["no", "yes"],
+            "labelKind": "string",
+            "scaler": {"mean": [1.0, 0.0], "scale": [2.0, 1.0]},
+            "coefficients": [[2.0, -1.0]],
+            "intercepts": [0.5]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn rows_are_checked_and_classified() {
+        let answer = classify(&model(), &[vec![1.0, 0.0], vec![-9.0, 5.0]]).unwrap();
+        assert_eq!(answer.class_labels, ["no", "yes"]);
+        assert_eq!(answer.classes, ["yes", "no"]);
+        let z: f64 = 0.5;
+        assert!((answer.probabilities[0][1] - 1.0 / (1.0 + (-z).exp())).abs() < 1e-12);
+        let error = classify(&model(), &[vec![1.0, 0.0], vec![1.0]]).unwrap_err();
+        assert_eq!(error.body().field.as_deref(), Some("rows[1]"));
+        assert!(error.body().message.contains("expects 2"), "{error}");
+        let error = classify(&model(), &[]).unwrap_err();
+        assert_eq!(error.body().field.as_deref(), Some("rows"));
+        let error = classify(&model(), &[vec![1e300, 0.0]]).unwrap_err();
+        assert_eq!(error.body().field.as_deref(), Some("rows[0][0]"));
+    }
+
+    #[tokio::test]
+    async fn a_model_whose_bytes_do_not_match_is_refused_and_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.json");
+        let bytes = model().to_json().unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let cache = ModelCache::new(2);
+        let wrong = ModelRef {
+            uri: format!("file://{}", path.display()),
+            sha256: "00".repeat(32),
+            bytes: bytes.len() as u64,
+        };
+        let error = cache.get(&wrong).await.unwrap_err();
+        assert_eq!(error.status().as_u16(), 502);
+        assert_eq!(cache.len(), 0);
+        let right = ModelRef {
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            ..wrong
+        };
+        let first = cache.get(&right).await.unwrap();
+        let second = cache.get(&right).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(cache.len(), 1);
+    }
+}
