@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod controller;
+mod gateway;
 mod in_cluster;
 mod logging;
 mod train;
@@ -29,6 +30,8 @@ enum Command {
     Predict(train::PredictArgs),
     /// Run the controller: reconcile TrainingRuns into Jobs and keep their status true.
     Controller(controller::ControllerArgs),
+    /// Serve the REST API: TrainingRuns over HTTP, authorized by Kubernetes RBAC.
+    Gateway(Box<gateway::GatewayArgs>),
     /// Submit a TrainingRun to a gateway and follow it to the end with a progress bar.
     Submit(Box<client::SubmitArgs>),
     /// Show one TrainingRun of a gateway.
@@ -50,6 +53,7 @@ async fn main() -> ExitCode {
         Command::Train(args) => in_cluster::train(args).await,
         Command::Predict(args) => train::predict(args),
         Command::Controller(args) => controller::run(args).await,
+        Command::Gateway(args) => gateway::run(*args).await,
         Command::Submit(args) => client::submit(*args).await,
         Command::Get(args) => client::get(args).await,
         Command::List(args) => client::list(args).await,
