@@ -9,8 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use kubetrain_gateway::{
-    AppState, Authorizer, GatewayConfig, Limits, NoAuth, Runs, StaticTokens,
-    check_no_auth_address,
+    AppState, Authorizer, GatewayConfig, Limits, NoAuth, Runs, StaticTokens, check_no_auth_address,
 };
 use kubetrain_gateway_kube::{KubeAuth, KubeRuns};
 use kubetrain_trainer::location::Location;
@@ -50,7 +49,11 @@ pub struct GatewayArgs {
     #[arg(long, env = "KUBETRAIN_GATEWAY_MAX_UPLOAD_BYTES", value_name = "BYTES")]
     max_upload_bytes: Option<u64>,
     /// Seconds a non-streaming request may take (504 after it).
-    #[arg(long, env = "KUBETRAIN_GATEWAY_REQUEST_TIMEOUT", value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "KUBETRAIN_GATEWAY_REQUEST_TIMEOUT",
+        value_name = "SECONDS"
+    )]
     request_timeout: Option<u64>,
     /// Requests served at once; more are answered 503 with Retry-After.
     #[arg(long, env = "KUBETRAIN_GATEWAY_MAX_CONCURRENCY", value_name = "N")]
