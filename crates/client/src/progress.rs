@@ -54,7 +54,7 @@ impl ProgressView {
         if let Some(eta) = self.eta_seconds.filter(|_| self.phase == "Running") {
             text.push_str(&format!("  ETA {}", format_seconds(eta)));
         }
-        if self.loss.is_none()
+        if self.total == 0
             && let Some(message) = &self.message
         {
             text.push_str(&format!("  {message}"));
@@ -77,7 +77,10 @@ impl ProgressView {
         if let Some(eta) = self.eta_seconds.filter(|_| self.phase == "Running") {
             text.push_str(&format!("  ETA {}", format_seconds(eta)));
         }
-        if let Some(message) = &self.message {
+        // Once there is progress, the message ("Running: training") adds nothing.
+        if self.total == 0
+            && let Some(message) = &self.message
+        {
             text.push_str(&format!("  {message}"));
         }
         text

@@ -4,7 +4,7 @@
 //! Output: results on stdout (`-o text|json|yaml`, tables for get and list), progress and
 //! errors on stderr (`error: <message> (field: ...)`). Exit codes: 0 success (submit: the run
 //! Succeeded), 1 the run Failed or was Cancelled, or the gateway refused or could not be
-//! reached, 2 usage.
+//! reached, 2 usage, 130 Ctrl-C while following (the run goes on).
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -256,11 +256,22 @@ pub async fn submit(args: SubmitArgs) -> ExitCode {
     }
     let mut reporter = Reporter::new(&name);
     reporter.update(&created);
-    let finished = follow(&client, &namespace, &name, |run| reporter.update(run)).await;
+    // Ctrl-C stops following, not the run.
+    let finished = tokio::select! {
+        finished = follow(&client, &namespace, &name, |run| reporter.update(run)) => Some(finished),
+        _ = tokio::signal::ctrl_c() => None,
+    };
     reporter.finish();
     let finished = match finished {
-        Ok(run) => run,
-        Err(error) => return fail(error),
+        Some(Ok(run)) => run,
+        Some(Err(error)) => return fail(error),
+        None => {
+            eprintln!(
+                "stopped following; trainingrun/{name} goes on: `kubetrain get {name} -n {namespace}` \
+                 shows it, `kubetrain cancel {name} -n {namespace}` stops it"
+            );
+            return ExitCode::from(130);
+        }
     };
     let phase = finished.status.as_ref().and_then(|status| status.phase);
     let printed = print_run(&finished, args.output, || render::summary(&finished));
