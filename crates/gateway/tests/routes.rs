@@ -452,3 +452,59 @@ async fn every_documented_operation_is_routed() {
         assert!(schemas.contains_key(name), "dangling $ref {name}");
     }
 }
+
+#[tokio::test]
+async fn slow_requests_time_out_with_504() {
+    let config = GatewayConfig {
+        limits: Limits {
+            request_timeout: std::time::Duration::from_millis(100),
+            ..Limits::default()
+        },
+        ..GatewayConfig::default()
+    };
+    let gw = gateway_with(Arc::new(kubetrain_gateway::NoAuth), config);
+    *gw.runs.hold.lock().unwrap() = Some(Arc::new(tokio::sync::Semaphore::new(0)));
+    let (status, body) = gw.json(get(&format!("{RUNS}/x"))).await;
+    assert_error(status, &body, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body["reason"], "Timeout");
+}
+
+#[tokio::test]
+async fn over_the_concurrency_limit_is_503_with_retry_after() {
+    let config = GatewayConfig {
+        limits: Limits {
+            max_concurrent_requests: 1,
+            ..Limits::default()
+        },
+        ..GatewayConfig::default()
+    };
+    let gw = Arc::new(gateway_with(Arc::new(kubetrain_gateway::NoAuth), config));
+    let (status, _) = gw.json(post_json(RUNS, &run_body("x"))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *gw.runs.hold.lock().unwrap() = Some(gate.clone());
+    let first = tokio::spawn({
+        let gw = gw.clone();
+        async move { gw.json(get(&format!("{RUNS}/x"))).await }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gw.runs.entered.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first request never arrived"
+        );
+        tokio::task::yield_now().await;
+    }
+    let response = gw.send(get(&format!("{RUNS}/x"))).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    // Probes are not limited.
+    assert_eq!(gw.send(get("/healthz")).await.status(), StatusCode::OK);
+    gate.add_permits(10);
+    let (status, _) = first.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        gw.send(get(&format!("{RUNS}/x"))).await.status(),
+        StatusCode::OK
+    );
+}

@@ -48,20 +48,20 @@ pub(crate) async fn events(
         .into_response())
 }
 
-/// The runs up to and including the first one in a terminal phase.
+/// The runs up to and including the first one in a terminal phase; the stream ends right
+/// after that one, without waiting for the backend's next change.
 fn until_terminal(
-    runs: impl Stream<Item = TrainingRun> + Send + 'static,
+    runs: impl Stream<Item = TrainingRun> + Send + Unpin + 'static,
 ) -> impl Stream<Item = TrainingRun> + Send + 'static {
-    runs.scan(false, |ended, run| {
-        if *ended {
-            return futures::future::ready(None);
-        }
-        *ended = run
+    futures::stream::unfold(Some(runs), |runs| async move {
+        let mut runs = runs?;
+        let run = runs.next().await?;
+        let terminal = run
             .status
             .as_ref()
             .and_then(|s| s.phase)
             .is_some_and(|p| p.is_terminal());
-        futures::future::ready(Some(run))
+        Some((run, (!terminal).then_some(runs)))
     })
 }
 

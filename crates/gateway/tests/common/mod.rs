@@ -28,6 +28,10 @@ pub struct FakeRuns {
     changes: broadcast::Sender<(Key, Option<TrainingRun>)>,
     pub unavailable: AtomicBool,
     pub not_ready: AtomicBool,
+    /// When set, `get` waits for a permit of this semaphore (after counting itself in
+    /// `entered`), so tests can hold requests in flight.
+    pub hold: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    pub entered: AtomicU64,
 }
 
 impl Default for FakeRuns {
@@ -38,6 +42,8 @@ impl Default for FakeRuns {
             changes: broadcast::channel(1024).0,
             unavailable: AtomicBool::new(false),
             not_ready: AtomicBool::new(false),
+            hold: Mutex::default(),
+            entered: AtomicU64::new(0),
         }
     }
 }
@@ -143,6 +149,11 @@ impl Runs for FakeRuns {
 
     async fn get(&self, namespace: &str, name: &str) -> Result<TrainingRun, BackendError> {
         self.check()?;
+        let hold = self.hold.lock().unwrap().clone();
+        if let Some(hold) = hold {
+            self.entered.fetch_add(1, Ordering::SeqCst);
+            let _permit = hold.acquire().await.unwrap();
+        }
         self.get_now(namespace, name)
             .ok_or_else(|| not_found(namespace, name))
     }
