@@ -9,6 +9,7 @@ mod client;
 mod controller;
 mod gateway;
 mod in_cluster;
+mod local;
 mod logging;
 mod train;
 
@@ -32,6 +33,8 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Serve the REST API: TrainingRuns over HTTP, authorized by Kubernetes RBAC.
     Gateway(Box<gateway::GatewayArgs>),
+    /// Serve the same REST API on this machine: runs in SQLite, training in local processes.
+    Local(Box<local::LocalArgs>),
     /// Submit a TrainingRun to a gateway and follow it to the end with a progress bar.
     Submit(Box<client::SubmitArgs>),
     /// Show one TrainingRun of a gateway.
@@ -54,6 +57,7 @@ async fn main() -> ExitCode {
         Command::Predict(args) => train::predict(args),
         Command::Controller(args) => controller::run(args).await,
         Command::Gateway(args) => gateway::run(*args).await,
+        Command::Local(args) => local::run(*args).await,
         Command::Submit(args) => client::submit(*args).await,
         Command::Get(args) => client::get(args).await,
         Command::List(args) => client::list(args).await,

@@ -1,0 +1,541 @@
+//! `kubetrain local` as a user runs it: the built binary serving the REST API, training in real
+//! `kubetrain train` processes on the datasets in `tests/data`. Some tests put a small shell
+//! wrapper in front of the trainer: it logs when each process starts and ends (to measure
+//! concurrency) and, for datasets named `slow*`, waits before exec'ing the real trainer so a
+//! run stays Running long enough to be cancelled, time out or be interrupted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const KUBETRAIN: &str = env!("CARGO_BIN_EXE_kubetrain");
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(name)
+        .canonicalize()
+        .unwrap()
+}
+
+/// A `kubetrain local` process on a free loopback port.
+struct Server {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+impl Server {
+    fn start(data_dir: &Path, workers: usize, trainer: Option<&Path>, log: Option<&Path>) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = Command::new(KUBETRAIN);
+        command
+            .args([
+                "local",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--workers",
+            ])
+            .arg(workers.to_string())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("TEST_KUBETRAIN_BIN", KUBETRAIN)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        if let Some(trainer) = trainer {
+            command.arg("--trainer").arg(trainer);
+        }
+        if let Some(log) = log {
+            command.env("TEST_TRAINER_LOG", log);
+        }
+        let child = command.spawn().unwrap();
+        Server {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kubetrain local did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn create(&self, run: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}/v1/namespaces/default/trainingruns", self.url))
+            .json(&run)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    async fn get(&self, name: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!(
+                "{}/v1/namespaces/default/trainingruns/{name}",
+                self.url
+            ))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Poll the run until `done` holds for it (at most `seconds`).
+    async fn wait_for(&self, name: &str, seconds: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        loop {
+            let (_, run) = self.get(name).await;
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {name} did not reach the expected state in {seconds}s: {run:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_phase(&self, name: &str, phase: &str, seconds: u64) -> Value {
+        self.wait_for(name, seconds, |r| r["status"]["phase"] == phase)
+            .await
+    }
+
+    fn sigterm(&mut self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "kubetrain local ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(name: &str, dataset: &Path, out: &Path, extra: Value) -> Value {
+    let mut spec = json!({
+        "algorithm": {"logisticRegression": {"maxIterations": 200}},
+        "dataset": {"uri": dataset.to_str().unwrap(), "labelColumn": "label"},
+        "output": {"uri": out.join(name).to_str().unwrap()},
+    });
+    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    json!({
+        "apiVersion": "kubetrain.dev/v1alpha1",
+        "kind": "TrainingRun",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+/// The trainer wrapper described at the top of this file.
+fn wrapper(dir: &Path) -> PathBuf {
+    let path = dir.join("trainer.sh");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\n\
+         echo \"start $$ $(date +%s%N)\" >> \"${TEST_TRAINER_LOG:-/dev/null}\"\n\
+         case \"$*\" in *slow*) sleep 300 ;; esac\n\
+         \"$TEST_KUBETRAIN_BIN\" \"$@\"\n\
+         rc=$?\n\
+         echo \"end $$ $(date +%s%N)\" >> \"${TEST_TRAINER_LOG:-/dev/null}\"\n\
+         exit $rc\n",
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&path, permissions).unwrap();
+    path
+}
+
+/// A copy of the breast cancer training set named so the wrapper holds it.
+fn slow_data(dir: &Path) -> PathBuf {
+    let path = dir.join("slow.csv");
+    std::fs::copy(data("breast_cancer_train.csv"), &path).unwrap();
+    path
+}
+
+fn condition<'a>(run: &'a Value, type_: &str) -> &'a Value {
+    run["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .unwrap_or(&Value::Null)
+}
+
+/// The process id the pool put in the Running condition's message.
+fn trainer_pid(run: &Value) -> i32 {
+    let message = condition(run, "Running")["message"].as_str().unwrap();
+    message
+        .rsplit("process ")
+        .next()
+        .unwrap()
+        .trim_end_matches(')')
+        .parse()
+        .unwrap()
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie is dead for our purposes.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat.contains(") Z "))
+        .unwrap_or(false)
+}
+
+fn kill_group(pid: i32) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_client_flow_trains_and_the_status_tells_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("state"), 2, None, None);
+    server.wait_ready().await;
+
+    // The seed client: POST /train/ with inline rows, poll /status/{id} until complete.
+    let csv = std::fs::read_to_string(data("breast_cancer_train.csv")).unwrap();
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    for line in csv.lines().skip(1) {
+        let mut values: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        labels.push(values.pop().unwrap() as i64);
+        features.push(values);
+    }
+    let r = server
+        .http
+        .post(format!("{}/train/", server.url))
+        .json(&json!({"features": features, "labels": labels, "max_iter": 200}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let task: Value = r.json().await.unwrap();
+    let id = task["task_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let status: Value = server
+            .http
+            .get(format!("{}/status/{id}", server.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] == "complete" || status["status"] == "failure" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "seed task not done: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status["status"], "complete", "{status:#}");
+    assert!(
+        status["result"]["accuracy"].as_f64().unwrap() > 0.9,
+        "{status:#}"
+    );
+
+    // The run behind it has the controller's status shape.
+    let (_, seeded) = server.get(&id).await;
+    let s = &seeded["status"];
+    assert_eq!(s["phase"], "Succeeded");
+    assert_eq!(s["message"], "Succeeded: the model was trained");
+    assert_eq!(s["attempts"], 1);
+    assert_eq!(s["algorithm"], "logisticRegression");
+    assert_eq!(s["progress"]["percent"], 100.0);
+    assert!(s["startTime"].is_string() && s["completionTime"].is_string());
+    assert_eq!(condition(&seeded, "Accepted")["status"], "True");
+    assert_eq!(condition(&seeded, "Complete")["reason"], "Succeeded");
+    assert_eq!(condition(&seeded, "Running")["reason"], "Finished");
+    assert_eq!(condition(&seeded, "ModelReady")["reason"], "ModelStored");
+    let model_uri = s["model"]["uri"].as_str().unwrap();
+    let model_path = model_uri.trim_start_matches("file://");
+    let bytes = std::fs::metadata(model_path).unwrap().len();
+    assert_eq!(s["model"]["bytes"], bytes, "{model_uri}");
+    assert_eq!(s["dataset"]["rows"], features.len());
+    assert_eq!(s["dataset"]["features"], 30);
+
+    // Invalid runs are refused with the field named, as the API server would.
+    let bad = server
+        .http
+        .post(format!("{}/v1/namespaces/default/trainingruns", server.url))
+        .json(&run_with_backoff("Bad_Name", 101))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let body = bad.text().await.unwrap();
+    assert!(body.contains("metadata.name"), "{body}");
+    assert!(body.contains("spec.backoffLimit"), "{body}");
+
+    // TTL: the run is deleted one second after it finished; the model stays.
+    let out = dir.path().join("models");
+    server
+        .create(run(
+            "short-lived",
+            &data("breast_cancer_train.csv"),
+            &out,
+            json!({"ttlSecondsAfterFinished": 1}),
+        ))
+        .await;
+    let finished = server.wait_phase("short-lived", "Succeeded", 60).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.get("short-lived").await.0 != 404 {
+        assert!(Instant::now() < deadline, "TTL did not delete the run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let model = finished["status"]["model"]["uri"].as_str().unwrap();
+    assert!(Path::new(model.trim_start_matches("file://")).exists());
+}
+
+fn run_with_backoff(name: &str, backoff: i64) -> Value {
+    run(
+        name,
+        &data("breast_cancer_train.csv"),
+        Path::new("/tmp/unused"),
+        json!({"backoffLimit": backoff}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_data_fails_at_once_without_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "f1,f2,label\n1,2,0\nabc,3,1\n4,5,0\n").unwrap();
+    let server = Server::start(&dir.path().join("state"), 1, None, None);
+    server.wait_ready().await;
+    server
+        .create(run(
+            "bad",
+            &bad,
+            &dir.path().join("m"),
+            json!({"backoffLimit": 3}),
+        ))
+        .await;
+    let run = server.wait_phase("bad", "Failed", 60).await;
+    let s = &run["status"];
+    assert_eq!(s["attempts"], 1, "{run:#}");
+    assert_eq!(s["trainerError"]["exitCode"], 65);
+    assert_eq!(s["trainerError"]["reason"], "BadInput");
+    let message = s["message"].as_str().unwrap();
+    assert!(message.starts_with("BadInput: "), "{message}");
+    assert!(message.contains("'abc' is not a number"), "{message}");
+    assert_eq!(condition(&run, "Failed")["reason"], "BadInput");
+    assert!(!dir.path().join("m/bad/model.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_kills_the_trainer_and_deadlines_fail_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = wrapper(dir.path());
+    let slow = slow_data(dir.path());
+    let out = dir.path().join("m");
+    let server = Server::start(&dir.path().join("state"), 2, Some(&trainer), None);
+    server.wait_ready().await;
+
+    server
+        .create(run("cancel-me", &slow, &out, json!({})))
+        .await;
+    server
+        .create(run(
+            "too-slow",
+            &slow,
+            &out,
+            json!({"activeDeadlineSeconds": 2, "backoffLimit": 0}),
+        ))
+        .await;
+    let running = server.wait_phase("cancel-me", "Running", 30).await;
+    let pid = trainer_pid(&running);
+    let slow_pid = trainer_pid(&server.wait_phase("too-slow", "Running", 30).await);
+    assert!(alive(pid));
+    let r = server
+        .http
+        .post(format!(
+            "{}/v1/namespaces/default/trainingruns/cancel-me/cancel",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cancelled = server.wait_phase("cancel-me", "Cancelled", 30).await;
+    assert_eq!(
+        cancelled["status"]["message"],
+        "Cancelled: spec.cancel was set"
+    );
+    assert_eq!(cancelled["spec"]["cancel"], true);
+    assert_eq!(condition(&cancelled, "Failed")["reason"], "Cancelled");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "trainer {pid} still alive after cancel"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let timed_out = server.wait_phase("too-slow", "Failed", 30).await;
+    assert_eq!(
+        condition(&timed_out, "Failed")["reason"],
+        "DeadlineExceeded"
+    );
+    let message = timed_out["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with("DeadlineExceeded: "), "{message}");
+    assert!(!alive(slow_pid), "trainer {slow_pid} survived its deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_more_trainers_than_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = wrapper(dir.path());
+    let log = dir.path().join("trainers.log");
+    let out = dir.path().join("m");
+    let server = Server::start(&dir.path().join("state"), 2, Some(&trainer), Some(&log));
+    server.wait_ready().await;
+    let names: Vec<String> = (0..7).map(|i| format!("run-{i}")).collect();
+    for name in &names {
+        server
+            .create(run(name, &data("breast_cancer_train.csv"), &out, json!({})))
+            .await;
+    }
+    for name in &names {
+        server.wait_phase(name, "Succeeded", 120).await;
+    }
+    // Replay the wrapper's log: at no instant were more than 2 trainers alive.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut events: Vec<(u128, i32)> = text
+        .lines()
+        .map(|line| {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let delta = if parts[0] == "start" { 1 } else { -1 };
+            (parts[2].parse().unwrap(), delta)
+        })
+        .collect();
+    assert_eq!(events.len(), 2 * names.len(), "{text}");
+    // Ends before starts at the same instant.
+    events.sort();
+    let (mut alive_now, mut most) = (0, 0);
+    for (_, delta) in events {
+        alive_now += delta;
+        most = most.max(alive_now);
+    }
+    assert_eq!(
+        most, 2,
+        "at most 2 trainers at once, and the pool used both: {text}"
+    );
+
+    // FIFO: the runs started in the order they were created.
+    let mut started: Vec<(String, String)> = Vec::new();
+    for name in &names {
+        let (_, run) = server.get(name).await;
+        started.push((
+            run["status"]["startTime"].as_str().unwrap().to_owned(),
+            name.clone(),
+        ));
+    }
+    let mut sorted = started.clone();
+    sorted.sort();
+    assert_eq!(sorted, started, "start order follows creation order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_finished_runs_interrupts_running_ones_and_starts_queued_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = wrapper(dir.path());
+    let slow = slow_data(dir.path());
+    let state = dir.path().join("state");
+    let out = dir.path().join("m");
+    let good = data("breast_cancer_train.csv");
+
+    let mut first = Server::start(&state, 1, Some(&trainer), None);
+    first.wait_ready().await;
+    first.create(run("done", &good, &out, json!({}))).await;
+    let done = first.wait_phase("done", "Succeeded", 60).await;
+    first.create(run("busy", &slow, &out, json!({}))).await;
+    let busy = first.wait_phase("busy", "Running", 30).await;
+    let busy_pid = trainer_pid(&busy);
+    first.create(run("waiting", &good, &out, json!({}))).await;
+    let waiting = first.wait_phase("waiting", "Queued", 10).await;
+    assert_eq!(
+        waiting["status"]["message"],
+        "Queued: waiting for a free worker"
+    );
+    // A crash: nothing gets to clean up. The orphaned trainer is ours to stop.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    kill_group(busy_pid);
+
+    let mut second = Server::start(&state, 1, Some(&trainer), None);
+    second.wait_ready().await;
+    let (_, kept) = second.get("done").await;
+    assert_eq!(
+        kept["status"], done["status"],
+        "a finished run is untouched"
+    );
+    let (_, interrupted) = second.get("busy").await;
+    assert_eq!(interrupted["status"]["phase"], "Failed", "{interrupted:#}");
+    assert_eq!(condition(&interrupted, "Failed")["reason"], "Interrupted");
+    second.wait_phase("waiting", "Succeeded", 60).await;
+
+    // A graceful stop interrupts the running trainer itself and keeps queued runs queued.
+    second
+        .create(run("busy-again", &slow, &out, json!({})))
+        .await;
+    let busy_again = second.wait_phase("busy-again", "Running", 30).await;
+    let pid = trainer_pid(&busy_again);
+    second
+        .create(run("queued-over-stop", &good, &out, json!({})))
+        .await;
+    second.wait_phase("queued-over-stop", "Queued", 10).await;
+    second.sigterm();
+    assert!(!alive(pid), "SIGTERM left trainer {pid} running");
+
+    let third = Server::start(&state, 1, Some(&trainer), None);
+    third.wait_ready().await;
+    let (_, stopped) = third.get("busy-again").await;
+    assert_eq!(
+        condition(&stopped, "Failed")["reason"],
+        "Interrupted",
+        "{stopped:#}"
+    );
+    third.wait_phase("queued-over-stop", "Succeeded", 60).await;
+}
