@@ -3,13 +3,33 @@
 //! serve these same routes.
 //!
 //! # Expected flow
-//! A binary builds a backend and an authorizer, then
-//! `serve(listener, app(AppState::new(backend, auth, config)), shutdown)`.
+//! A binary builds a backend and an authorizer (for `--auth static` [`StaticTokens`], for
+//! `--auth none` [`NoAuth`] after [`check_no_auth_address`]), then
+//! `serve(listener, app(AppState::new(backend, auth, config)), shutdown).await`.
+//!
+//! # Routes (JSON unless said otherwise; `/openapi.json` documents every status and body)
+//! - `POST|GET /v1/namespaces/{ns}/trainingruns`, `GET|DELETE .../{name}`,
+//!   `POST .../{name}/cancel`: TrainingRun objects as Kubernetes writes them; lists are
+//!   [`RunListBody`] `{"items": [...], "continue": "..."}` (`continue` absent on the last page),
+//!   query `phase`, `labelSelector`, `limit`, `continue`. `Idempotency-Key` makes a create
+//!   retry-safe (see [`IDEMPOTENCY_KEY_ANNOTATION`]).
+//! - `GET .../{name}/events`: `text/event-stream`, events `event: run`, `id: <resourceVersion>`,
+//!   `data: <TrainingRun>`; current state first, ends after a terminal phase or deletion.
+//! - `GET .../{name}/model`: the model file, streamed; `ETag: "sha256:<hex>"`,
+//!   `X-Model-Sha256: <hex>`; 409 while there is no model.
+//! - `POST .../{name}/predict`: [`PredictRequest`] `{"rows": [[f64...]...]}` (the model's
+//!   `featureNames` order) → [`PredictResponse`] `{"classes", "probabilities", "classLabels"}`.
+//! - `POST /v1/namespaces/{ns}/datasets`: the body (CSV) is stored at
+//!   `<staging>/datasets/<uuid>.csv` → 201 [`DatasetUploaded`] `{"uri", "bytes"}`.
+//! - `POST /train/`, `POST /train`, `GET /status/{task_id}`: the seed API ([`SeedTrainRequest`],
+//!   [`SeedTask`], [`SeedStatus`]).
+//! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //!
 //! # Guarantees
-//! Every non-2xx answer has a JSON [`ErrorBody`]; internal error text is logged, never
-//! returned. The OpenAPI document at `/openapi.json` is generated from the same route table
-//! the router is built from.
+//! Every non-2xx answer has a JSON [`ErrorBody`]
+//! `{"code", "reason", "message", "field"?, "causes"?: [{"field", "message"}]}`; internal
+//! error text is logged, never returned. The OpenAPI document is generated from the same route
+//! table the router is built from.
 
 pub mod auth;
 pub mod backend;
@@ -40,9 +60,14 @@ pub use backend::{
     Access, AuthError, Authorizer, BackendError, Caller, FieldError, ListQuery, RunList, Runs,
 };
 pub use error::{ApiError, ErrorBody};
+pub use routes::datasets::DatasetUploaded;
+pub use routes::events::EVENT_NAME;
+pub use routes::model::MODEL_SHA256_HEADER;
+pub use routes::predict::{PredictRequest, PredictResponse};
 pub use routes::runs::{
     IDEMPOTENCY_KEY_ANNOTATION, IDEMPOTENCY_KEY_HEADER, REQUEST_HASH_ANNOTATION, RunListBody,
 };
+pub use routes::seed::{SEED_LABEL, SeedLabel, SeedResult, SeedStatus, SeedTask, SeedTrainRequest};
 pub use server::{DEFAULT_DRAIN_TIMEOUT, serve, serve_with_drain};
 pub use state::{AppState, GatewayConfig, Limits};
 

@@ -47,8 +47,10 @@ fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 #[allow(dead_code)]
 pub(crate) struct TrainingRunDoc {
     /// `kubetrain.dev/v1alpha1`; optional on input.
+    #[schemars(extend("enum" = ["kubetrain.dev/v1alpha1", null]))]
     api_version: Option<String>,
     /// `TrainingRun`; optional on input.
+    #[schemars(extend("enum" = ["TrainingRun", null]))]
     kind: Option<String>,
     /// Standard object metadata: `name` or `generateName` is required on create.
     metadata: ObjectMeta,
@@ -121,6 +123,20 @@ impl Operation {
         self.param(name, "query", description, json!({"type": "string"}))
     }
 
+    pub(crate) fn query_param_enum(
+        self,
+        name: &'static str,
+        description: &'static str,
+        values: &[&str],
+    ) -> Self {
+        self.param(
+            name,
+            "query",
+            description,
+            json!({"type": "string", "enum": values}),
+        )
+    }
+
     pub(crate) fn query_param_integer(self, name: &'static str, description: &'static str) -> Self {
         self.param(
             name,
@@ -135,7 +151,7 @@ impl Operation {
             name,
             "header",
             description,
-            json!({"type": "string", "minLength": 1, "pattern": "^[!-~]+$"}),
+            json!({"type": "string", "minLength": 1}),
         )
     }
 
@@ -312,7 +328,18 @@ pub(crate) fn document<'a>(operations: impl IntoIterator<Item = &'a Operation>) 
             .or_default()
             .insert(operation.method.as_str().to_ascii_lowercase(), item);
     }
-    let schemas = generator.take_definitions(true);
+    let mut schemas = generator.take_definitions(true);
+    if let Some(metadata) = schemas
+        .get_mut("TrainingRun")
+        .and_then(|run| run.pointer_mut("/properties/metadata"))
+    {
+        // A run needs a name or a prefix to generate one from.
+        let reference = metadata.take();
+        *metadata = json!({
+            "allOf": [reference],
+            "anyOf": [{"required": ["name"]}, {"required": ["generateName"]}],
+        });
+    }
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -3,12 +3,11 @@
 
 use axum::http::{HeaderMap, Method};
 use axum::routing::{MethodRouter, delete, get, post};
-use kubetrain_api::TrainingRun;
 
 use crate::backend::{Access, Caller};
 use crate::error::ApiError;
 use crate::extract::bearer_token;
-use crate::openapi::{Body, Operation, json};
+use crate::openapi::{Body, Operation, TrainingRunDoc, json};
 use crate::state::AppState;
 
 pub(crate) mod datasets;
@@ -57,12 +56,12 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                     "Idempotency-Key",
                     "Makes the create safe to retry: the same key returns the same run.",
                 )
-                .request(json::<TrainingRun>())
-                .reply(201, "The created run.", json::<TrainingRun>())
+                .request(json::<TrainingRunDoc>())
+                .reply(201, "The created run.", json::<TrainingRunDoc>())
                 .reply(
                     200,
                     "The run an earlier request with the same Idempotency-Key created.",
-                    json::<TrainingRun>(),
+                    json::<TrainingRunDoc>(),
                 )
                 .errors(&[400, 401, 403, 409, 413, 415, 422, 500, 503, 504]),
             class: Bounded,
@@ -71,7 +70,11 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         Endpoint {
             operation: Operation::new(Method::GET, RUNS, "listTrainingRuns", "runs")
                 .summary("List TrainingRuns, filtered by phase and label selector, paginated")
-                .query_param("phase", "Only runs in this phase (Pending, Queued, Running, Succeeded, Failed, Cancelled).")
+                .query_param_enum(
+                    "phase",
+                    "Only runs in this phase.",
+                    &["Pending", "Queued", "Running", "Succeeded", "Failed", "Cancelled"],
+                )
                 .query_param("labelSelector", "A Kubernetes label selector, e.g. app=churn,tier!=dev.")
                 .query_param_integer("limit", "At most this many runs (at least 1).")
                 .query_param("continue", "The continue token of the previous page.")
@@ -83,7 +86,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         Endpoint {
             operation: Operation::new(Method::GET, RUN, "getTrainingRun", "runs")
                 .summary("Read a TrainingRun")
-                .reply(200, "The run.", json::<TrainingRun>())
+                .reply(200, "The run.", json::<TrainingRunDoc>())
                 .errors(run_errors),
             class: Bounded,
             handler: get(runs::get),
@@ -91,7 +94,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         Endpoint {
             operation: Operation::new(Method::DELETE, RUN, "deleteTrainingRun", "runs")
                 .summary("Delete a TrainingRun (its model stays in storage)")
-                .reply(200, "The run as last seen.", json::<TrainingRun>())
+                .reply(200, "The run as last seen.", json::<TrainingRunDoc>())
                 .errors(&[400, 401, 403, 404, 409, 500, 503, 504]),
             class: Bounded,
             handler: delete(runs::delete),
@@ -104,7 +107,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 "runs",
             )
             .summary("Cancel a TrainingRun (sets spec.cancel; it ends Cancelled)")
-            .reply(200, "The run.", json::<TrainingRun>())
+            .reply(200, "The run.", json::<TrainingRunDoc>())
             .errors(&[400, 401, 403, 404, 409, 500, 503, 504]),
             class: Bounded,
             handler: post(runs::cancel),
@@ -170,7 +173,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
             operation: Operation::new(Method::GET, "/status/{task_id}", "seedStatus", "seed")
                 .summary("The seed API: the state of a training task")
                 .reply(200, "The task's status.", json::<seed::SeedStatus>())
-                .errors(&[401, 403, 404, 500, 503, 504]),
+                .errors(&[400, 401, 403, 404, 500, 503, 504]),
             class: Bounded,
             handler: get(seed::status),
         },

@@ -35,6 +35,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct PredictRequest {
     /// One row per example: the raw values of the model's `featureNames`, in that order.
+    #[schemars(length(min = 1))]
     pub rows: Vec<Vec<f64>>,
 }
 

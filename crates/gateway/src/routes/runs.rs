@@ -36,6 +36,7 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunListBody {
     /// The runs of this page.
+    #[schemars(with = "Vec<crate::openapi::TrainingRunDoc>")]
     pub items: Vec<TrainingRun>,
     /// Pass as `continue` to get the next page; absent on the last page.
     #[serde(rename = "continue", default, skip_serializing_if = "Option::is_none")]
@@ -65,10 +66,10 @@ pub(crate) async fn create(
     let key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => None,
         Some(value) => match value.to_str() {
-            Ok(key) if !key.trim().is_empty() => Some(key.to_owned()),
+            Ok(key) if !key.is_empty() => Some(key.to_owned()),
             _ => {
                 return Err(ApiError::bad_request(
-                    "the Idempotency-Key header must be non-empty visible ASCII",
+                    "the Idempotency-Key header must be non-empty ASCII text",
                 ));
             }
         },

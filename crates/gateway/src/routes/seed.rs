@@ -64,15 +64,19 @@ pub struct SeedTrainRequest {
     pub dataset_params: Option<serde_json::Map<String, serde_json::Value>>,
     /// Fraction of rows held back for the accuracy, in (0, 1).
     #[serde(default = "default_test_size")]
+    #[schemars(extend("exclusiveMinimum" = 0.0, "exclusiveMaximum" = 1.0))]
     pub test_size: f64,
     /// Seed of the split, a non-negative integer.
     #[serde(default = "default_random_state")]
+    #[schemars(range(min = 0))]
     pub random_state: i64,
     /// Inverse regularization strength, > 0 (`l2Penalty = 1/C`).
     #[serde(default = "default_c", rename = "C")]
+    #[schemars(extend("exclusiveMinimum" = 0.0))]
     pub c: f64,
     /// Solver iterations, 1 to 1,000,000.
     #[serde(default = "default_max_iter")]
+    #[schemars(range(min = 1, max = 1_000_000))]
     pub max_iter: i64,
 }
 
