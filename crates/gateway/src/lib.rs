@@ -52,6 +52,7 @@ use axum::response::{IntoResponse, Response};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
 
 pub use auth::{
     NoAuth, StaticTokens, TokenEntry, TokenFile, TokenFileError, check_no_auth_address,
@@ -109,6 +110,7 @@ pub fn app(state: AppState) -> Router {
             metrics::record,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
