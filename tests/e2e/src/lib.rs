@@ -252,6 +252,49 @@ pub async fn wait_for_pod_phase(pods: &Api<Pod>, name: &str, phases: &[&str]) ->
     .await
 }
 
+/// The `kubetrain` binary the tests start: `$KUBETRAIN_BIN`, else the workspace's debug build.
+pub fn kubetrain_bin() -> PathBuf {
+    std::env::var_os("KUBETRAIN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/kubetrain")
+        })
+}
+
+/// A file of `tests/data`.
+pub fn test_data_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../data")
+        .join(name)
+}
+
+/// A port free on 127.0.0.1 now. The process node runs pods on the host's network, so
+/// processes a test starts must not take a fixed port another test or environment may hold.
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A token of the ServiceAccount `namespace/name` from the TokenRequest API (one hour, the
+/// API server's own audience), as a workload in a pod would hold.
+pub async fn service_account_token(client: &Client, namespace: &str, name: &str) -> Result<String> {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    let request: TokenRequest = serde_json::from_value(serde_json::json!({
+        "spec": {"audiences": [], "expirationSeconds": 3600}
+    }))?;
+    let granted =
+        Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), namespace)
+            .create_token_request(name, &PostParams::default(), &request)
+            .await
+            .with_context(|| format!("TokenRequest for ServiceAccount {namespace}/{name}"))?;
+    granted
+        .status
+        .and_then(|s| s.token)
+        .filter(|t| !t.is_empty())
+        .context("the TokenRequest returned no token")
+}
+
 /// A client from a kubeconfig file.
 pub async fn client_from(path: &Path) -> Result<Client> {
     install_crypto_provider();

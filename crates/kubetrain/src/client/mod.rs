@@ -99,31 +99,71 @@ pub struct SubmitArgs {
     )]
     feature_columns: Option<Vec<String>>,
     /// Fraction of rows held back for the metrics, in [0, 1) [default: 0.2].
-    #[arg(long, value_name = "F", conflicts_with = "filename")]
+    #[arg(
+        long,
+        value_name = "F",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
     validation_fraction: Option<f64>,
     /// A separate validation CSV instead of a random split.
     #[arg(long, value_name = "URI", conflicts_with = "filename")]
     validation_data: Option<String>,
     /// Seed of the validation split.
-    #[arg(long, value_name = "N", conflicts_with = "filename")]
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
     seed: Option<i64>,
     /// Upper bound on solver iterations [default: 100].
-    #[arg(long, value_name = "N", conflicts_with = "filename")]
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
     max_iterations: Option<u32>,
     /// Strength of the L2 penalty (scikit-learn's 1/C) [default: 1.0].
-    #[arg(long, value_name = "X", conflicts_with = "filename")]
+    #[arg(
+        long,
+        value_name = "X",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
     l2_penalty: Option<f64>,
     /// Convergence tolerance [default: 1e-4].
-    #[arg(long, value_name = "X", conflicts_with = "filename")]
+    #[arg(
+        long,
+        value_name = "X",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
     tolerance: Option<f64>,
     /// Retries of a failed attempt [default: 2].
-    #[arg(long, value_name = "N", conflicts_with = "filename")]
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
     backoff_limit: Option<i32>,
     /// Wall-clock limit of the run in seconds.
-    #[arg(long, value_name = "SECONDS", conflicts_with = "filename")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
     active_deadline_seconds: Option<i64>,
     /// Delete the run (not its model) this long after it finished.
-    #[arg(long, value_name = "SECONDS", conflicts_with = "filename")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
     ttl_seconds_after_finished: Option<i32>,
     /// A label of the run, KEY=VALUE; repeat for more.
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = manifest::parse_label)]
@@ -274,14 +314,16 @@ pub async fn submit(args: SubmitArgs) -> ExitCode {
         }
     };
     let phase = finished.status.as_ref().and_then(|status| status.phase);
-    let printed = print_run(&finished, args.output, || render::summary(&finished));
+    // In text, a failed run's summary is the error line below; JSON and YAML print the run.
+    if phase == Some(Phase::Succeeded) || args.output != RunOutput::Text {
+        let printed = print_run(&finished, args.output, || render::summary(&finished));
+        if printed != ExitCode::SUCCESS {
+            return printed;
+        }
+    }
     match phase {
-        Some(Phase::Succeeded) => printed,
-        Some(phase) => fail(format_args!(
-            "trainingrun/{name} {}: {}",
-            phase.as_str(),
-            render::failure_reason(&finished)
-        )),
+        Some(Phase::Succeeded) => ExitCode::SUCCESS,
+        Some(_) => fail(render::outcome(&finished)),
         None => fail(format_args!("trainingrun/{name} ended without a phase")),
     }
 }
