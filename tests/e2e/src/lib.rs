@@ -179,6 +179,32 @@ impl TestEnv {
             .join(format!("{container}.log"))
     }
 
+    /// The TrainingRun CRD of `deploy/crds/` applied (server-side, so idempotent: tests run
+    /// in parallel) and Established.
+    pub fn apply_crd(&self) -> Result<()> {
+        let crd = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/crds/trainingruns.kubetrain.dev.yaml");
+        let crd = crd.to_string_lossy();
+        let apply = ["apply", "--server-side", "-f", &crd];
+        let wait = [
+            "wait",
+            "--for=condition=Established",
+            "crd/trainingruns.kubetrain.dev",
+            "--timeout=60s",
+        ];
+        for args in [&apply[..], &wait[..]] {
+            let out = self.kubectl(args)?;
+            if !out.status.success() {
+                bail!(
+                    "kubectl {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Runs the environment's `kubectl` (first on PATH) with the admin kubeconfig.
     pub fn kubectl(&self, args: &[&str]) -> Result<Output> {
         let output = std::process::Command::new("kubectl")

@@ -14,7 +14,6 @@
 //! trainer share this host's file system. Every other run here reads and writes the real S3.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -100,6 +99,22 @@ impl Gateway {
 
     async fn get(&self, path: &str, token: &str) -> Result<(StatusCode, Value)> {
         self.call(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// GET `path`, failing unless it answers 200; the response, body unread (a stream).
+    async fn get_ok(&self, path: &str, token: &str) -> Result<reqwest::Response> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        ensure!(
+            response.status() == StatusCode::OK,
+            "GET {path}: {}",
+            response.status()
+        );
+        Ok(response)
     }
 
     async fn post(&self, path: &str, token: &str, body: &Value) -> Result<(StatusCode, Value)> {
@@ -254,16 +269,8 @@ async fn rest_run_streams_downloads_and_predicts(
 
     // Server-Sent Events from the start to the terminal phase.
     let response = gateway
-        .http
-        .get(gateway.url(&format!("{runs}/churn/events")))
-        .bearer_auth(token)
-        .send()
+        .get_ok(&format!("{runs}/churn/events"), token)
         .await?;
-    ensure!(
-        response.status() == StatusCode::OK,
-        "events: {}",
-        response.status()
-    );
     let content_type = response
         .headers()
         .get(reqwest::header::CONTENT_TYPE)
@@ -324,16 +331,8 @@ async fn rest_run_streams_downloads_and_predicts(
 
     // The model, byte for byte.
     let response = gateway
-        .http
-        .get(gateway.url(&format!("{runs}/churn/model")))
-        .bearer_auth(token)
-        .send()
+        .get_ok(&format!("{runs}/churn/model"), token)
         .await?;
-    ensure!(
-        response.status() == StatusCode::OK,
-        "model: {}",
-        response.status()
-    );
     let bytes = response.bytes().await?;
     let digest: String = Sha256::digest(&bytes)
         .iter()
@@ -619,6 +618,8 @@ checks.response_schema_conformance.enabled = false
         ])
         .arg(&report)
         .env("NO_COLOR", "1")
+        // It keeps a cache directory where it runs.
+        .current_dir(&env.state_dir)
         .output()
         .context("running schemathesis")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -645,23 +646,7 @@ async fn gateway_end_to_end() {
     let Some(env) = TestEnv::from_env() else {
         return;
     };
-    let crd = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../deploy/crds/trainingruns.kubetrain.dev.yaml");
-    let applied = env
-        .kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()])
-        .unwrap();
-    assert!(
-        applied.status.success(),
-        "{}",
-        String::from_utf8_lossy(&applied.stderr)
-    );
-    env.kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/trainingruns.kubetrain.dev",
-        "--timeout=60s",
-    ])
-    .unwrap();
+    env.apply_crd().unwrap();
 
     let team = team_namespace(&env, "gw-team").await.unwrap();
     let client = env.client().await.unwrap();
