@@ -265,12 +265,11 @@ async fn api_error(response: Response) -> ClientError {
         }
         _ => ApiError::from_status(status.as_u16(), &body),
     };
-    if status == StatusCode::UNAUTHORIZED && !error.message.contains("token") {
-        let mut error = error;
+    let mut error = error;
+    if status == StatusCode::UNAUTHORIZED {
         error
             .message
-            .push_str(" (pass a bearer token with --token or KUBETRAIN_TOKEN)");
-        return ClientError::Api(error);
+            .push_str("; pass a token with --token or KUBETRAIN_TOKEN");
     }
     ClientError::Api(error)
 }

@@ -29,6 +29,7 @@ fn text(bytes: &[u8]) -> String {
 struct Local {
     child: Child,
     port: u16,
+    extra: Vec<String>,
     url: String,
     dir: tempfile::TempDir,
     log: PathBuf,
@@ -36,6 +37,13 @@ struct Local {
 
 impl Local {
     fn start() -> Local {
+        Self::start_with(&[])
+    }
+
+    /// Start with more flags of `kubetrain local`: `{dir}` in one stands for the test's
+    /// directory, and a `--tokens` file is written with one token, `s3cret`, for user alice in
+    /// namespace ml.
+    fn start_with(extra: &[&str]) -> Local {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -43,10 +51,22 @@ impl Local {
             .unwrap()
             .port();
         let log = dir.path().join("local.log");
-        let child = Self::spawn(dir.path(), port, &log);
+        let extra: Vec<String> = extra
+            .iter()
+            .map(|arg| arg.replace("{dir}", &dir.path().display().to_string()))
+            .collect();
+        if let Some(tokens) = extra.iter().position(|arg| arg == "--tokens") {
+            std::fs::write(
+                &extra[tokens + 1],
+                "tokens:\n  - {token: s3cret, user: alice, namespaces: [ml]}\n",
+            )
+            .unwrap();
+        }
+        let child = Self::spawn(dir.path(), port, &log, &extra);
         let mut local = Local {
             child,
             port,
+            extra,
             url: format!("http://127.0.0.1:{port}"),
             dir,
             log,
@@ -55,7 +75,7 @@ impl Local {
         local
     }
 
-    fn spawn(dir: &Path, port: u16, log: &Path) -> Child {
+    fn spawn(dir: &Path, port: u16, log: &Path, extra: &[String]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -71,6 +91,7 @@ impl Local {
             ])
             .arg("--data-dir")
             .arg(dir.join("state"))
+            .args(extra)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(log)
@@ -82,7 +103,7 @@ impl Local {
     fn restart(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        self.child = Self::spawn(self.dir.path(), self.port, &self.log);
+        self.child = Self::spawn(self.dir.path(), self.port, &self.log, &self.extra);
         self.wait_ready();
     }
 
@@ -93,7 +114,9 @@ impl Local {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("kubetrain local exited with {status}: {}", self.log());
             }
-            if self.cli(&["list"]).status.success() {
+            // Any answer from the server (a 401 included) means it is up.
+            let list = self.cli(&["list"]);
+            if list.status.success() || !text(&list.stderr).contains("cannot reach") {
                 return;
             }
             assert!(
@@ -415,6 +438,30 @@ fn gateway_errors_name_the_field_and_exit_non_zero() {
         "{}",
         text(&missing.stderr)
     );
+}
+
+#[test]
+fn tokens_are_sent_and_refusals_say_why() {
+    let local = Local::start_with(&["--auth", "static", "--tokens", "{dir}/tokens.yaml"]);
+    let anonymous = local.cli(&["list", "-n", "ml"]);
+    let stderr = text(&anonymous.stderr);
+    assert_eq!(anonymous.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("--token or KUBETRAIN_TOKEN"),
+        "{stderr}"
+    );
+
+    let elsewhere = local.cli(&["list", "-n", "default", "--token", "s3cret"]);
+    let stderr = text(&elsewhere.stderr);
+    assert_eq!(elsewhere.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("alice may not list trainingruns.kubetrain.dev in namespace \"default\""),
+        "{stderr}"
+    );
+
+    let allowed = local.cli(&["list", "-n", "ml", "--token", "s3cret"]);
+    assert!(allowed.status.success(), "{}", text(&allowed.stderr));
+    assert_eq!(text(&allowed.stdout), "No runs found in namespace ml.\n");
 }
 
 #[test]
