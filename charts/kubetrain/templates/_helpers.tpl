@@ -96,3 +96,24 @@ runAsNonRoot: true
 capabilities:
   drop: ["ALL"]
 {{- end }}
+
+{{/* Selector labels of the gateway pods (immutable in a Deployment: never add to them). */}}
+{{- define "kubetrain.gateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubetrain.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end }}
+
+{{- define "kubetrain.gateway.labels" -}}
+{{ include "kubetrain.labels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: gateway
+{{- end }}
+
+{{- define "kubetrain.gateway.fullname" -}}
+{{- printf "%s-gateway" (include "kubetrain.fullname" .) }}
+{{- end }}
+
+{{- define "kubetrain.gateway.serviceAccountName" -}}
+{{- default (include "kubetrain.gateway.fullname" .) .Values.gateway.serviceAccount.name }}
+{{- end }}

@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -23,7 +23,9 @@ use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::Api;
 use kube::api::ListParams;
 use kubetrain_api::{Phase, TrainingRun};
-use kubetrain_e2e::{DEFAULT_TIMEOUT, TestEnv, TestNamespace, wait_for};
+use kubetrain_e2e::{
+    DEFAULT_TIMEOUT, TestEnv, TestNamespace, free_port, service_account_token, wait_for,
+};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
 
@@ -31,6 +33,8 @@ const TRAINING_TIMEOUT: Duration = Duration::from_secs(180);
 const RELEASE: &str = "kubetrain";
 const CONTROLLER_SELECTOR: &str =
     "app.kubernetes.io/instance=kubetrain,app.kubernetes.io/component=controller";
+const GATEWAY_SELECTOR: &str =
+    "app.kubernetes.io/instance=kubetrain,app.kubernetes.io/component=gateway";
 /// The bucket the samples name; the tests point them at the environment's bucket.
 const SAMPLE_BUCKET: &str = "s3://kubetrain-samples/";
 
@@ -233,6 +237,11 @@ async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
                 "service/",
                 "servicemonitor",
                 "networkpolicy",
+                "deployment.apps/kubetrain-trainer-platform-gateway",
+                "service/kubetrain-trainer-platform-gateway",
+                "clusterrole.rbac.authorization.k8s.io/kubetrain-trainer-platform-gateway",
+                "servicemonitor.monitoring.coreos.com/kubetrain-trainer-platform-gateway",
+                "networkpolicy.networking.k8s.io/kubetrain-trainer-platform-gateway",
             ][..]
         } else {
             &[
@@ -240,6 +249,10 @@ async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
                 "clusterrole.rbac",
                 "role.rbac",
                 "serviceaccount/kubetrain-trainer",
+                "deployment.apps/kubetrain-gateway",
+                "service/kubetrain-gateway",
+                "serviceaccount/kubetrain-gateway",
+                "clusterrolebinding.rbac.authorization.k8s.io/kubetrain-gateway",
             ][..]
         };
         for kind in kinds {
@@ -255,6 +268,7 @@ async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
     for (set, named) in [
         ("controller.port=http", "/controller/port"),
         ("controller.replica=1", "replica"),
+        ("gateway.auth.mode=none", "/gateway/auth/mode"),
     ] {
         let rendered = run(
             &env,
@@ -474,12 +488,6 @@ impl Drop for Release<'_> {
     }
 }
 
-/// A port free on 127.0.0.1 now: the process node runs pods on the host's network, so the
-/// controller must not take a port another environment's controller may hold.
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// The HTTP status of GET `path` on 127.0.0.1:`port` (the process node's pod IP).
 fn http_status(port: u16, path: &str) -> Result<u16> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
@@ -497,17 +505,18 @@ fn http_status(port: u16, path: &str) -> Result<u16> {
     Ok(status.parse()?)
 }
 
-async fn controller_pod(ns: &TestNamespace) -> Result<Pod> {
+async fn running_pod(ns: &TestNamespace, selector: &str) -> Result<Pod> {
     let pods = ns.api::<Pod>();
-    wait_for("the controller pod to run", DEFAULT_TIMEOUT, || async {
-        let list = pods
-            .list(&ListParams::default().labels(CONTROLLER_SELECTOR))
-            .await?;
-        Ok(list
-            .items
-            .into_iter()
-            .find(|pod| pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")))
-    })
+    wait_for(
+        &format!("a pod of {selector} to run"),
+        DEFAULT_TIMEOUT,
+        || async {
+            let list = pods.list(&ListParams::default().labels(selector)).await?;
+            Ok(list.items.into_iter().find(|pod| {
+                pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            }))
+        },
+    )
     .await
 }
 
@@ -525,6 +534,7 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
         installed: false,
     };
     let port = free_port()?;
+    let gateway_port = free_port()?;
     let endpoint = std::env::var("AWS_ENDPOINT_URL")?;
     let region = std::env::var("AWS_REGION")?;
     let sets = [
@@ -536,6 +546,9 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
         format!("storage.region={region}"),
         // `--set` splits at commas unless they are escaped.
         r"controller.logLevel=info\,kubetrain_controller=debug".to_owned(),
+        // The gateway too: one replica on a port of its own (the node's network is the host's).
+        "gateway.replicas=1".to_owned(),
+        format!("gateway.port={gateway_port}"),
     ];
     let chart = chart();
     let mut args = vec![
@@ -553,29 +566,31 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
     release.installed = true;
     let notes = ok(&env, "helm", &args, None)?;
     ensure!(
-        notes.contains("Submit a first run with kubectl"),
-        "helm install printed no NOTES:\n{notes}"
+        notes.contains("Submit a first run with kubectl") && notes.contains("curl"),
+        "helm install printed no NOTES with kubectl and curl:\n{notes}"
     );
 
     // The Deployment is available: its pod runs as a process on the node.
     let deployments = ns.api::<Deployment>();
-    wait_for(
-        "the controller Deployment to be Available",
-        DEFAULT_TIMEOUT,
-        || async {
-            let deployment = deployments.get("kubetrain-controller").await?;
-            let conditions = deployment
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default();
-            Ok(conditions
-                .iter()
-                .any(|c| c.type_ == "Available" && c.status == "True")
-                .then_some(()))
-        },
-    )
-    .await?;
-    let pod = controller_pod(&ns).await?;
+    for name in ["kubetrain-controller", "kubetrain-gateway"] {
+        wait_for(
+            &format!("the Deployment {name} to be Available"),
+            DEFAULT_TIMEOUT,
+            || async {
+                let deployment = deployments.get(name).await?;
+                let conditions = deployment
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default();
+                Ok(conditions
+                    .iter()
+                    .any(|c| c.type_ == "Available" && c.status == "True")
+                    .then_some(()))
+            },
+        )
+        .await?;
+    }
+    let pod = running_pod(&ns, CONTROLLER_SELECTOR).await?;
     let pod_name = pod.metadata.name.clone().context("pod name")?;
 
     // What the probes ask, asked for real (the process node runs no probes).
@@ -605,6 +620,29 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
         },
     )
     .await?;
+
+    // The gateway's pod runs our binary as `kubetrain gateway` and answers what its probes ask.
+    let gateway_pod = running_pod(&ns, GATEWAY_SELECTOR).await?;
+    let gateway_log = || {
+        format!(
+            "gateway log: {}",
+            env.container_log(&gateway_pod, "gateway").display()
+        )
+    };
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        wait_for(
+            &format!("the gateway's {path} to answer 200 on port {gateway_port}"),
+            DEFAULT_TIMEOUT,
+            || async { Ok((http_status(gateway_port, path)? == 200).then_some(())) },
+        )
+        .await
+        .with_context(gateway_log)?;
+    }
+    let log = env.container_log_text(&gateway_pod, "gateway");
+    ensure!(
+        log.contains("serving the kubetrain API") && log.contains("TrainingRun cache synced"),
+        "the gateway pod is not our gateway:\n{log}"
+    );
 
     // The binary and multiclass samples, with their data in the real S3, trained by the
     // chart's controller in a namespace of its own, as a team would use it.
@@ -665,7 +703,7 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
     );
     let accuracy = digits.metrics.and_then(|m| m.accuracy).unwrap_or_default();
     ensure!(accuracy > 0.9, "digits accuracy {accuracy}");
-    let status = done.status.context("status")?;
+    let status = done.status.clone().context("status")?;
     let model = status.model.context("status.model")?;
     let expected = format!(
         "s3://{}/{prefix}/breast-cancer/model/model.json",
@@ -695,7 +733,15 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
         accuracy > 0.93,
         "accuracy {accuracy} on the held-out test data"
     );
+    // The gateway reads the finished run, for a caller whose own RBAC allows it (a token of
+    // a ServiceAccount bound to `get trainingruns` in the team namespace only), and refuses
+    // the same caller in the release namespace.
+    gateway_reads_the_run(&env, &team, &ns.name, gateway_port, &done)
+        .await
+        .with_context(gateway_log)?;
+
     // Least privilege, as the authorizer sees it.
+    let gateway_sa = format!("system:serviceaccount:{}:kubetrain-gateway", ns.name);
     let controller_sa = format!("system:serviceaccount:{}:kubetrain-controller", ns.name);
     let trainer_sa = format!("system:serviceaccount:{}:kubetrain-trainer", team.name);
     for (user, verb, resource, namespace, allowed) in [
@@ -738,6 +784,43 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
             false,
         ),
         (&trainer_sa, "get", "secrets", &team.name, false),
+        (
+            &gateway_sa,
+            "create",
+            "trainingruns.kubetrain.dev",
+            &team.name,
+            true,
+        ),
+        (
+            &gateway_sa,
+            "watch",
+            "trainingruns.kubetrain.dev",
+            &team.name,
+            true,
+        ),
+        (
+            &gateway_sa,
+            "create",
+            "tokenreviews.authentication.k8s.io",
+            &team.name,
+            true,
+        ),
+        (
+            &gateway_sa,
+            "create",
+            "subjectaccessreviews.authorization.k8s.io",
+            &team.name,
+            true,
+        ),
+        (&gateway_sa, "get", "secrets", &team.name, false),
+        (&gateway_sa, "create", "jobs.batch", &team.name, false),
+        (
+            &gateway_sa,
+            "patch",
+            "trainingruns.kubetrain.dev/status",
+            &team.name,
+            false,
+        ),
         (
             &trainer_sa,
             "patch",
@@ -819,17 +902,17 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
         "left behind by helm uninstall:\n{left}"
     );
     let pods = ns.api::<Pod>();
-    wait_for(
-        "the controller pods to be gone",
-        DEFAULT_TIMEOUT,
-        || async {
-            let list = pods
-                .list(&ListParams::default().labels(CONTROLLER_SELECTOR))
-                .await?;
-            Ok(list.items.is_empty().then_some(()))
-        },
-    )
-    .await?;
+    for selector in [CONTROLLER_SELECTOR, GATEWAY_SELECTOR] {
+        wait_for(
+            &format!("the pods of {selector} to be gone"),
+            DEFAULT_TIMEOUT,
+            || async {
+                let list = pods.list(&ListParams::default().labels(selector)).await?;
+                Ok(list.items.is_empty().then_some(()))
+            },
+        )
+        .await?;
+    }
     ok(
         &env,
         "kubectl",
@@ -839,4 +922,81 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
     .context("the CRD must outlive the release")?;
     drop(release);
     team.delete().await
+}
+
+/// `GET /v1/namespaces/{team}/trainingruns/{name}` through the chart's gateway with a token of
+/// a ServiceAccount that may `get trainingruns` in `team` only: 200 with the run as the API
+/// server has it; the same token in `elsewhere` is 403.
+async fn gateway_reads_the_run(
+    env: &TestEnv,
+    team: &TestNamespace,
+    elsewhere: &str,
+    port: u16,
+    run: &TrainingRun,
+) -> Result<()> {
+    let reader = "run-reader";
+    let objects = format!(
+        r#"
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: {reader}}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: {reader}}}
+rules:
+  - {{apiGroups: [kubetrain.dev], resources: [trainingruns], verbs: [get]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: {reader}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: {reader}}}
+subjects: [{{kind: ServiceAccount, name: {reader}, namespace: {namespace}}}]
+"#,
+        namespace = team.name
+    );
+    ok(
+        env,
+        "kubectl",
+        &["apply", "--namespace", &team.name, "-f", "-"],
+        Some(objects.as_bytes()),
+    )?;
+    let token = service_account_token(&env.client().await?, &team.name, reader).await?;
+    let name = run.metadata.name.as_deref().context("run name")?;
+    let http = reqwest::Client::new();
+    let url = |namespace: &str| {
+        format!("http://127.0.0.1:{port}/v1/namespaces/{namespace}/trainingruns/{name}")
+    };
+    let response = http.get(url(&team.name)).bearer_auth(&token).send().await?;
+    let status = response.status();
+    let body = response.text().await?;
+    ensure!(
+        status == reqwest::StatusCode::OK,
+        "GET through the gateway: {status} {body}"
+    );
+    let read: TrainingRun = serde_json::from_str(&body)?;
+    let phase = read.status.as_ref().and_then(|s| s.phase);
+    ensure!(
+        phase == Some(Phase::Succeeded),
+        "the gateway says {phase:?}"
+    );
+    let sha = |r: &TrainingRun| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.model.as_ref())
+            .map(|m| m.sha256.clone())
+    };
+    ensure!(
+        sha(&read).is_some() && sha(&read) == sha(run),
+        "the gateway's model {:?} differs from the API server's {:?}",
+        sha(&read),
+        sha(run)
+    );
+    let response = http.get(url(elsewhere)).bearer_auth(&token).send().await?;
+    ensure!(
+        response.status() == reqwest::StatusCode::FORBIDDEN,
+        "the reader outside its namespace: {}",
+        response.status()
+    );
+    Ok(())
 }
