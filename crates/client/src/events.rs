@@ -96,40 +96,30 @@ pub async fn follow(
     let mut failures = 0usize;
     loop {
         let ended = follow_once(client, namespace, name, &mut last_version, &mut on_update).await;
-        match ended {
+        let error = match ended {
             Ok(Ended::Terminal(run)) => return Ok(*run),
             Ok(Ended::Dropped { error, got_events }) => {
                 if got_events {
                     failures = 0;
                 }
-                if let Some(error) = error {
-                    if let Some(delay) = RECONNECT_DELAYS_MS.get(failures) {
-                        failures += 1;
-                        tokio::time::sleep(Duration::from_millis(*delay)).await;
-                    } else {
-                        return Err(ClientError::StreamLost {
-                            name: name.to_owned(),
-                            attempts: u32::try_from(failures).unwrap_or(u32::MAX),
-                            last: Box::new(error),
-                        });
-                    }
+                match error {
+                    Some(error) => error,
+                    // Only silent: reopen at once.
+                    None => continue,
                 }
             }
-            Err(error) if error.is_retryable() => match RECONNECT_DELAYS_MS.get(failures) {
-                Some(delay) => {
-                    failures += 1;
-                    tokio::time::sleep(Duration::from_millis(*delay)).await;
-                }
-                None => {
-                    return Err(ClientError::StreamLost {
-                        name: name.to_owned(),
-                        attempts: u32::try_from(failures).unwrap_or(u32::MAX),
-                        last: Box::new(error),
-                    });
-                }
-            },
+            Err(error) if error.is_retryable() => error,
             Err(error) => return Err(error),
-        }
+        };
+        let Some(delay) = RECONNECT_DELAYS_MS.get(failures) else {
+            return Err(ClientError::StreamLost {
+                name: name.to_owned(),
+                attempts: u32::try_from(failures).unwrap_or(u32::MAX),
+                last: Box::new(error),
+            });
+        };
+        failures += 1;
+        tokio::time::sleep(Duration::from_millis(*delay)).await;
     }
 }
 
