@@ -24,8 +24,8 @@ pub(crate) enum Body {
     AnyJson,
     /// `text/plain`.
     Text,
-    /// `text/event-stream`.
-    EventStream,
+    /// `text/event-stream` of `event: run` events whose `data` is JSON with this schema.
+    EventStream(SchemaFn),
     /// `text/csv`, any bytes.
     Csv,
 }
@@ -33,6 +33,11 @@ pub(crate) enum Body {
 /// A JSON body of type `T`.
 pub(crate) fn json<T: JsonSchema>() -> Body {
     Body::Json(schema_of::<T>)
+}
+
+/// The schema of `T` (a `$ref` into `components.schemas`).
+pub(crate) fn json_schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    schema_of::<T>(generator)
 }
 
 fn schema_of<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
@@ -57,6 +62,7 @@ pub(crate) struct TrainingRunDoc {
     /// What to train.
     spec: TrainingRunSpec,
     /// What happened; ignored on input.
+    #[schemars(extend("readOnly" = true))]
     status: Option<TrainingRunStatus>,
 }
 
@@ -119,8 +125,14 @@ impl Operation {
         self
     }
 
+    /// A free-text query parameter (printable ASCII).
     pub(crate) fn query_param(self, name: &'static str, description: &'static str) -> Self {
-        self.param(name, "query", description, json!({"type": "string"}))
+        self.param(
+            name,
+            "query",
+            description,
+            json!({"type": "string", "pattern": "^[ -~]*$"}),
+        )
     }
 
     pub(crate) fn query_param_enum(
@@ -269,8 +281,24 @@ fn content(body: Body, generator: &mut SchemaGenerator) -> Value {
         Body::Json(schema) => json!({"application/json": {"schema": schema(generator)}}),
         Body::AnyJson => json!({"application/json": {"schema": {}}}),
         Body::Text => json!({"text/plain": {"schema": {"type": "string"}}}),
-        Body::EventStream => json!({"text/event-stream": {"schema": {"type": "string"}}}),
-        Body::Csv => json!({"text/csv": {"schema": {"type": "string"}}}),
+        Body::EventStream(data) => json!({"text/event-stream": {"schema": {
+            "description": "One Server-Sent Event (keep-alive comments aside).",
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"type": "string", "const": crate::routes::events::EVENT_NAME},
+                "id": {"type": "string", "description": "The run's metadata.resourceVersion."},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": data(generator),
+                },
+                "retry": {"type": "integer"},
+            },
+        }}}),
+        Body::Csv => {
+            json!({"text/csv": {"schema": {"type": "string", "format": "binary", "minLength": 1}}})
+        }
     }
 }
 
@@ -337,8 +365,20 @@ pub(crate) fn document<'a>(operations: impl IntoIterator<Item = &'a Operation>) 
         let reference = metadata.take();
         *metadata = json!({
             "allOf": [reference],
-            "anyOf": [{"required": ["name"]}, {"required": ["generateName"]}],
+            "anyOf": [
+                {"required": ["name"], "properties": {"name": {"type": "string", "minLength": 1}}},
+                {"required": ["generateName"],
+                 "properties": {"generateName": {"type": "string", "minLength": 1}}},
+            ],
         });
+    }
+    // The CRD's CEL rule "exactly one algorithm", in the terms of a JSON schema.
+    if let Some(algorithm) = schemas
+        .get_mut("TrainingRun")
+        .and_then(|run| run.pointer_mut("/properties/spec/properties/algorithm"))
+        .and_then(Value::as_object_mut)
+    {
+        algorithm.insert("required".into(), json!(["logisticRegression"]));
     }
     json!({
         "openapi": "3.1.0",

@@ -7,7 +7,7 @@ use axum::routing::{MethodRouter, delete, get, post};
 use crate::backend::{Access, Caller};
 use crate::error::ApiError;
 use crate::extract::bearer_token;
-use crate::openapi::{Body, Operation, TrainingRunDoc, json};
+use crate::openapi::{Body, Operation, TrainingRunDoc, json, json_schema};
 use crate::state::AppState;
 
 pub(crate) mod datasets;
@@ -120,7 +120,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                      The first event is the current state; the stream ends after an event with phase \
                      Succeeded, Failed or Cancelled, or when the run is deleted.",
                 )
-                .reply(200, "The event stream.", Body::EventStream)
+                .reply(200, "The event stream.", Body::EventStream(json_schema::<TrainingRunDoc>))
                 .errors(run_errors),
             class: Streaming,
             handler: get(events::events),
@@ -271,7 +271,9 @@ pub(crate) fn check_namespace(namespace: &str) -> Result<(), ApiError> {
 
 /// A run name must be a DNS-1123 subdomain (what Kubernetes accepts for custom resources).
 pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
-    let valid = name.len() <= 253 && !name.is_empty() && name.split('.').all(is_dns_label);
+    // Kubernetes checks the whole name against the subdomain pattern and 253 characters; the
+    // 63-character bound of DNS labels does not apply to each dot-separated part.
+    let valid = name.len() <= 253 && name.split('.').all(is_dns_label_chars);
     if valid {
         Ok(())
     } else {
@@ -284,9 +286,13 @@ pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 fn is_dns_label(text: &str) -> bool {
+    text.len() <= 63 && is_dns_label_chars(text)
+}
+
+/// Non-empty, lowercase letters, digits and '-', not starting or ending with '-'.
+fn is_dns_label_chars(text: &str) -> bool {
     let bytes = text.as_bytes();
     !bytes.is_empty()
-        && bytes.len() <= 63
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
@@ -296,4 +302,22 @@ fn is_dns_label(text: &str) -> bool {
 
 fn shorten(text: &str) -> String {
     text.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_kubernetes_rules() {
+        assert!(check_namespace("ml-2").is_ok());
+        assert!(check_namespace(&"a".repeat(64)).is_err());
+        assert!(check_namespace("Ml").is_err());
+        // Run names are subdomains: 253 characters, dot-separated parts of any length.
+        assert!(check_name(&format!("a.{}", "0".repeat(200))).is_ok());
+        assert!(check_name(&"a".repeat(254)).is_err());
+        assert!(check_name("a..b").is_err());
+        assert!(check_name("-a").is_err());
+        assert!(check_name("").is_err());
+    }
 }

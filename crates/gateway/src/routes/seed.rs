@@ -43,8 +43,8 @@ pub const SEED_LABEL: &str = "kubetrain.dev/created-by";
 pub enum SeedLabel {
     /// An integer label.
     Integer(i64),
-    /// A string label.
-    Text(String),
+    /// A string label: not blank, no comma, quote or line break.
+    Text(#[schemars(regex(pattern = r#"^[^,"\r\n]*[^,"\s][^,"\r\n]*$"#))] String),
 }
 
 /// The seed's training request.
@@ -52,15 +52,20 @@ pub enum SeedLabel {
 pub struct SeedTrainRequest {
     /// Rows of feature values, all of the same width.
     #[serde(default)]
+    #[schemars(required, length(min = 2), inner(length(min = 1)))]
     pub features: Option<Vec<Vec<f64>>>,
     /// One label per row; at least two distinct classes.
     #[serde(default)]
+    #[schemars(required, length(min = 2))]
     pub labels: Option<Vec<SeedLabel>>,
-    /// Not supported here: upload the data with `POST /v1/namespaces/{namespace}/datasets`.
+    /// Not supported here (422): upload the data with
+    /// `POST /v1/namespaces/{namespace}/datasets` instead. Left out of the API document.
     #[serde(default)]
+    #[schemars(skip)]
     pub dataset: Option<String>,
     /// Only meaningful with `dataset`.
     #[serde(default)]
+    #[schemars(skip)]
     pub dataset_params: Option<serde_json::Map<String, serde_json::Value>>,
     /// Fraction of rows held back for the accuracy, in (0, 1).
     #[serde(default = "default_test_size")]
