@@ -25,6 +25,23 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// How long one client command may take (a submit trains a small model).
+const CLI_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Wait for `child` to exit and collect its output; kill it and fail after `deadline`.
+fn finish(child: Child, deadline: Duration, what: &str) -> Output {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output().unwrap()));
+    match result.recv_timeout(deadline) {
+        Ok(output) => output,
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            panic!("`{what}` did not finish within {} s", deadline.as_secs());
+        }
+    }
+}
+
 /// A `kubetrain local` on a free port with its own data directory; killed on drop.
 struct Local {
     child: Child,
@@ -148,7 +165,7 @@ impl Local {
                 .write_all(input.as_bytes())
                 .unwrap();
         }
-        child.wait_with_output().unwrap()
+        finish(child, CLI_DEADLINE, &args.join(" "))
     }
 
     /// Start a client subcommand against this gateway; its stdout and stderr are piped.
@@ -380,7 +397,7 @@ fn a_follower_survives_a_gateway_restart_and_ends_when_the_run_is_cancelled() {
     );
     let manifest_path = local.dir.path().join("held.yaml");
     std::fs::write(&manifest_path, manifest).unwrap();
-    let mut follower = local.spawn_cli(&["submit", "-f", manifest_path.to_str().unwrap()], false);
+    let follower = local.spawn_cli(&["submit", "-f", manifest_path.to_str().unwrap()], false);
     local.wait_for_phase("held", "Queued");
 
     local.restart();
@@ -393,15 +410,11 @@ fn a_follower_survives_a_gateway_restart_and_ends_when_the_run_is_cancelled() {
     );
 
     // The follower reconnected to the new server and sees the cancellation.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while follower.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "submit still following 60 s after the cancel"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = follower.wait_with_output().unwrap();
+    let output = finish(
+        follower,
+        Duration::from_secs(60),
+        "the follower after the cancel",
+    );
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
