@@ -117,3 +117,9 @@ app.kubernetes.io/component: gateway
 {{- define "kubetrain.gateway.serviceAccountName" -}}
 {{- default (include "kubetrain.gateway.fullname" .) .Values.gateway.serviceAccount.name }}
 {{- end }}
+
+{{- define "kubetrain.test.labels" -}}
+{{ include "kubetrain.labels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: test
+{{- end }}

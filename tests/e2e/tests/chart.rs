@@ -31,6 +31,9 @@ use object_store::{ObjectStoreExt, PutPayload};
 
 const TRAINING_TIMEOUT: Duration = Duration::from_secs(180);
 const RELEASE: &str = "kubetrain";
+/// The release name of the rendering test: its server-side dry run must not race the install
+/// test's real cluster-scoped objects (ClusterRoles) of the same name.
+const RENDER_RELEASE: &str = "kubetrain-render";
 const CONTROLLER_SELECTOR: &str =
     "app.kubernetes.io/instance=kubetrain,app.kubernetes.io/component=controller";
 const GATEWAY_SELECTOR: &str =
@@ -82,29 +85,6 @@ fn ok(env: &TestEnv, program: &str, args: &[&str], input: Option<&[u8]>) -> Resu
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8(out.stdout)?)
-}
-
-/// The CRD served and Established (idempotent: tests run in parallel).
-fn apply_crds(env: &TestEnv) -> Result<()> {
-    let crd = repo().join("deploy/crds/trainingruns.kubetrain.dev.yaml");
-    ok(
-        env,
-        "kubectl",
-        &["apply", "--server-side", "-f", path_str(&crd)],
-        None,
-    )?;
-    ok(
-        env,
-        "kubectl",
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/trainingruns.kubetrain.dev",
-            "--timeout=60s",
-        ],
-        None,
-    )?;
-    Ok(())
 }
 
 /// A stand-in for the Prometheus Operator's ServiceMonitor CRD, so the all-on rendering (which
@@ -178,7 +158,7 @@ async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
     let Some(env) = TestEnv::from_env() else {
         return Ok(());
     };
-    apply_crds(&env)?;
+    env.apply_crd()?;
     ok(
         &env,
         "kubectl",
@@ -199,18 +179,23 @@ async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
     let ns = env.namespace("chart-render").await?;
     let chart = chart();
     let all_on = chart.join("ci/all-on-values.yaml");
+    // The `helm test` objects of the all-on values go to the run namespace it names: here.
+    let test_namespace = format!("tests.submit.namespace={}", ns.name);
     for values in [None, Some(all_on.as_path())] {
         let mut lint = vec!["lint", "--strict", path_str(&chart)];
         let mut template = vec![
             "template",
-            RELEASE,
+            RENDER_RELEASE,
             path_str(&chart),
             "--namespace",
             &ns.name,
         ];
         if let Some(values) = values {
             lint.extend(["--values", path_str(values)]);
-            template.extend(["--values", path_str(values)]);
+            template.extend(["--values", path_str(values), "--set", &test_namespace]);
+            // Without the `helm test` hook: its Pod names a ServiceAccount the hook creates
+            // first, which a dry run cannot. The hook runs for real in the install test below.
+            template.push("--skip-tests");
         }
         ok(&env, "helm", &lint, None)?;
         let rendered = ok(&env, "helm", &template, None)?;
@@ -237,11 +222,11 @@ async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
                 "service/",
                 "servicemonitor",
                 "networkpolicy",
-                "deployment.apps/kubetrain-trainer-platform-gateway",
-                "service/kubetrain-trainer-platform-gateway",
-                "clusterrole.rbac.authorization.k8s.io/kubetrain-trainer-platform-gateway",
-                "servicemonitor.monitoring.coreos.com/kubetrain-trainer-platform-gateway",
-                "networkpolicy.networking.k8s.io/kubetrain-trainer-platform-gateway",
+                "deployment.apps/kubetrain-render-trainer-platform-gateway",
+                "service/kubetrain-render-trainer-platform-gateway",
+                "clusterrole.rbac.authorization.k8s.io/kubetrain-render-trainer-platform-gateway",
+                "servicemonitor.monitoring.coreos.com/kubetrain-render-trainer-platform-gateway",
+                "networkpolicy.networking.k8s.io/kubetrain-render-trainer-platform-gateway",
             ][..]
         } else {
             &[
@@ -249,10 +234,10 @@ async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
                 "clusterrole.rbac",
                 "role.rbac",
                 "serviceaccount/kubetrain-trainer",
-                "deployment.apps/kubetrain-gateway",
-                "service/kubetrain-gateway",
-                "serviceaccount/kubetrain-gateway",
-                "clusterrolebinding.rbac.authorization.k8s.io/kubetrain-gateway",
+                "deployment.apps/kubetrain-render-gateway",
+                "service/kubetrain-render-gateway",
+                "serviceaccount/kubetrain-render-gateway",
+                "clusterrolebinding.rbac.authorization.k8s.io/kubetrain-render-gateway",
             ][..]
         };
         for kind in kinds {
@@ -290,7 +275,7 @@ async fn samples_apply_with_server_dry_run() -> Result<()> {
     let Some(env) = TestEnv::from_env() else {
         return Ok(());
     };
-    apply_crds(&env)?;
+    env.apply_crd()?;
     let ns = env.namespace("samples").await?;
     let samples = repo().join("deploy/samples");
     let mut names: Vec<String> = std::fs::read_dir(&samples)?
@@ -525,7 +510,7 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
     let Some(env) = TestEnv::from_env() else {
         return Ok(());
     };
-    apply_crds(&env)?;
+    env.apply_crd()?;
     let ns = env.namespace("chart-install").await?;
     enforce_restricted(&env, &ns.name)?;
     let mut release = Release {
@@ -533,8 +518,16 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
         namespace: ns.name.clone(),
         installed: false,
     };
+    // The team namespace where the samples and the `helm test` run train.
+    let team = env.namespace("chart-runs").await?;
+    enforce_restricted(&env, &team.name)?;
     let port = free_port()?;
     let gateway_port = free_port()?;
+    // `helm test` trains from this checkout's data into the environment's state directory:
+    // on the process node training pods share this host's file system, and a run names no
+    // storage Secret (see templates/tests/gateway-submit.yaml).
+    let helm_test_data = repo().join("tests/data/breast_cancer_train.csv");
+    let helm_test_out = env.state_dir.join(format!("helm-test-{}", team.name));
     let endpoint = std::env::var("AWS_ENDPOINT_URL")?;
     let region = std::env::var("AWS_REGION")?;
     let sets = [
@@ -549,6 +542,11 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
         // The gateway too: one replica on a port of its own (the node's network is the host's).
         "gateway.replicas=1".to_owned(),
         format!("gateway.port={gateway_port}"),
+        "tests.submit.enabled=true".to_owned(),
+        format!("tests.submit.namespace={}", team.name),
+        format!("tests.submit.data=file://{}", helm_test_data.display()),
+        format!("tests.submit.out=file://{}/", helm_test_out.display()),
+        format!("tests.submit.gatewayUrl=http://127.0.0.1:{gateway_port}"),
     ];
     let chart = chart();
     let mut args = vec![
@@ -646,8 +644,6 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
 
     // The binary and multiclass samples, with their data in the real S3, trained by the
     // chart's controller in a namespace of its own, as a team would use it.
-    let team = env.namespace("chart-runs").await?;
-    enforce_restricted(&env, &team.name)?;
     let prefix = team.name.clone();
     let store = env.store()?;
     for (file, object) in [
@@ -670,12 +666,12 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
         &["apply", "--namespace", &team.name, "-f", "-"],
         Some(secret.as_bytes()),
     )?;
-    let run = sample("logistic-regression-binary.yaml", &env.bucket, &prefix)?;
+    let binary = sample("logistic-regression-binary.yaml", &env.bucket, &prefix)?;
     ok(
         &env,
         "kubectl",
         &["apply", "--namespace", &team.name, "-f", "-"],
-        Some(run.as_bytes()),
+        Some(binary.as_bytes()),
     )?;
     let multiclass = sample("logistic-regression-multiclass.yaml", &env.bucket, &prefix)?;
     ok(
@@ -739,6 +735,53 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
     gateway_reads_the_run(&env, &team, &ns.name, gateway_port, &done)
         .await
         .with_context(gateway_log)?;
+
+    // `helm test`: `kubetrain submit` in a pod, through the gateway with its own token, follows
+    // a new run to Succeeded (the pod fails otherwise).
+    let tested = run(
+        &env,
+        "helm",
+        &[
+            "test",
+            RELEASE,
+            "--namespace",
+            &ns.name,
+            "--timeout",
+            "180s",
+            "--logs",
+        ],
+        None,
+    )?;
+    ensure!(
+        tested.status.success(),
+        "helm test failed:\n{}{}\n{}",
+        String::from_utf8_lossy(&tested.stdout),
+        String::from_utf8_lossy(&tested.stderr),
+        gateway_log()
+    );
+    let helm_test_runs = runs
+        .list(&ListParams::default().labels("app.kubernetes.io/instance=kubetrain"))
+        .await?;
+    let helm_test_run = helm_test_runs
+        .items
+        .iter()
+        .find(|r| {
+            r.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with("helm-test-"))
+        })
+        .context("helm test created no run")?;
+    let phase = helm_test_run.status.as_ref().and_then(|s| s.phase);
+    ensure!(
+        phase == Some(Phase::Succeeded),
+        "the helm test run is {phase:?}"
+    );
+    ensure!(
+        helm_test_out.join("model.json").exists(),
+        "no model at {}",
+        helm_test_out.display()
+    );
 
     // Least privilege, as the authorizer sees it.
     let gateway_sa = format!("system:serviceaccount:{}:kubetrain-gateway", ns.name);
