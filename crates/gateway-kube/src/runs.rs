@@ -367,3 +367,123 @@ fn strip_managed_fields(run: &mut TrainingRun) {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use kube::runtime::reflector::store::Writer;
+
+    use super::*;
+
+    fn run(name: &str, version: &str, phase: Option<kubetrain_api::Phase>) -> TrainingRun {
+        let mut run: TrainingRun = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubetrain.dev/v1alpha1",
+            "kind": "TrainingRun",
+            "metadata": {"name": name, "namespace": "ml", "resourceVersion": version},
+            "spec": {
+                "algorithm": {"logisticRegression": {}},
+                "dataset": {"uri": "s3://b/k.csv"},
+                "output": {"uri": "s3://b/m/"},
+            },
+        }))
+        .unwrap();
+        run.status = phase.map(|phase| kubetrain_api::TrainingRunStatus {
+            phase: Some(phase),
+            ..Default::default()
+        });
+        run
+    }
+
+    /// Shared state over a store the test writes itself, and a client that reaches nothing
+    /// (so every answer must come from the cache).
+    fn shared() -> (Arc<Shared>, Writer<TrainingRun>) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let (store, writer) = reflector::store::<TrainingRun>();
+        let (changes, _) = broadcast::channel(CHANGES_BUFFER);
+        let shared = Arc::new(Shared {
+            client: Client::try_from(config).unwrap(),
+            scope: None,
+            store,
+            changes,
+            synced: AtomicBool::new(true),
+        });
+        (shared, writer)
+    }
+
+    fn apply(shared: &Shared, writer: &mut Writer<TrainingRun>, run: TrainingRun) {
+        writer.apply_watcher_event(&watcher::Event::Apply(run.clone()));
+        let _ = shared.changes.send(Change::Applied(Arc::new(run)));
+    }
+
+    fn watch(shared: &Arc<Shared>, first: TrainingRun) -> BoxStream<'static, TrainingRun> {
+        let state = Watch {
+            shared: shared.clone(),
+            namespace: "ml".to_owned(),
+            name: "churn".to_owned(),
+            changes: shared.changes.subscribe(),
+            first: Some(first),
+            last_version: None,
+        };
+        futures::stream::unfold(state, Watch::next).boxed()
+    }
+
+    fn versions(runs: &[TrainingRun]) -> Vec<String> {
+        runs.iter().filter_map(|r| r.resource_version()).collect()
+    }
+
+    #[tokio::test]
+    async fn watch_sends_the_current_run_then_its_changes_once_and_ends_when_it_is_deleted() {
+        let (shared, mut writer) = shared();
+        apply(&shared, &mut writer, run("churn", "1", None));
+        let mut stream = watch(&shared, run("churn", "1", None));
+        apply(&shared, &mut writer, run("other", "2", None));
+        // A re-list sends what the watch already saw: not sent twice.
+        apply(&shared, &mut writer, run("churn", "1", None));
+        apply(
+            &shared,
+            &mut writer,
+            run("churn", "3", Some(kubetrain_api::Phase::Running)),
+        );
+        let _ = shared.changes.send(Change::Resynced);
+        let gone = run("churn", "4", Some(kubetrain_api::Phase::Succeeded));
+        writer.apply_watcher_event(&watcher::Event::Delete(gone.clone()));
+        let _ = shared.changes.send(Change::Deleted(Arc::new(gone)));
+        let seen: Vec<TrainingRun> = stream.by_ref().collect().await;
+        assert_eq!(versions(&seen), ["1", "3"]);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_watch_rereads_the_run_instead_of_losing_its_last_state() {
+        let (shared, mut writer) = shared();
+        apply(&shared, &mut writer, run("churn", "1", None));
+        let mut stream = watch(&shared, run("churn", "1", None));
+        assert_eq!(versions(&[stream.next().await.unwrap()]), ["1"]);
+        // More changes than the subscriber's buffer holds, the last one of our run.
+        for i in 0..CHANGES_BUFFER + 10 {
+            apply(&shared, &mut writer, run(&format!("busy-{i}"), "9", None));
+        }
+        apply(
+            &shared,
+            &mut writer,
+            run("churn", "99", Some(kubetrain_api::Phase::Succeeded)),
+        );
+        let next = stream.next().await.unwrap();
+        assert_eq!(next.resource_version().as_deref(), Some("99"));
+    }
+
+    #[tokio::test]
+    async fn a_run_deleted_while_the_watch_was_down_ends_the_watch_at_the_resync() {
+        let (shared, mut writer) = shared();
+        apply(&shared, &mut writer, run("churn", "1", None));
+        let mut stream = watch(&shared, run("churn", "1", None));
+        assert!(stream.next().await.is_some());
+        // A re-list without the run (no Delete event was seen), then the resync.
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let _ = shared.changes.send(Change::Resynced);
+        // The store misses it, so the watch asks the API server, which is unreachable here:
+        // the watch ends rather than hanging.
+        assert!(stream.next().await.is_none());
+    }
+}
