@@ -221,3 +221,148 @@ fn unavailable(what: &str, error: kube::Error) -> AuthError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Json;
+    use axum::routing::post;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// An API server that knows one token (`good`, user `alice`) and allows her `get` in
+    /// namespace `ml` only; it counts the reviews it answers.
+    async fn api_server() -> (Client, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tokens = Arc::new(AtomicUsize::new(0));
+        let accesses = Arc::new(AtomicUsize::new(0));
+        let (t, a) = (tokens.clone(), accesses.clone());
+        let app = axum::Router::new()
+            .route(
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                post(move |Json(review): Json<Value>| async move {
+                    t.fetch_add(1, Ordering::SeqCst);
+                    let good = review["spec"]["token"] == "good";
+                    let mut answer = review.clone();
+                    answer["status"] = if good {
+                        json!({"authenticated": true, "user": {"username": "alice", "uid": "u-1", "groups": ["team"]}})
+                    } else {
+                        json!({"authenticated": false, "error": "invalid bearer token"})
+                    };
+                    Json(answer)
+                }),
+            )
+            .route(
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                post(move |Json(review): Json<Value>| async move {
+                    a.fetch_add(1, Ordering::SeqCst);
+                    let spec = &review["spec"];
+                    let attributes = &spec["resourceAttributes"];
+                    let allowed = spec["user"] == "alice"
+                        && spec["groups"] == json!(["team"])
+                        && attributes["group"] == "kubetrain.dev"
+                        && attributes["resource"] == "trainingruns"
+                        && attributes["verb"] == "get"
+                        && attributes["namespace"] == "ml";
+                    let mut answer = review.clone();
+                    answer["status"] = json!({"allowed": allowed});
+                    Json(answer)
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+        (client, tokens, accesses)
+    }
+
+    fn access(verb: &'static str, namespace: &str) -> Access {
+        Access {
+            verb,
+            resource: "trainingruns",
+            namespace: namespace.to_owned(),
+            name: Some("churn".to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn allowed_denied_and_unknown_tokens_with_answers_cached_per_token_and_access() {
+        let (client, tokens, accesses) = api_server().await;
+        let auth = KubeAuth::new(client);
+        let caller = auth
+            .authorize(Some("good"), &access("get", "ml"))
+            .await
+            .unwrap();
+        assert_eq!(caller.user, "alice");
+        assert_eq!(caller.groups, ["team"]);
+        match auth.authorize(Some("good"), &access("create", "ml")).await {
+            Err(AuthError::Forbidden { user, access }) => {
+                assert_eq!(user, "alice");
+                assert_eq!(access.verb, "create");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            auth.authorize(Some("bad"), &access("get", "ml")).await,
+            Err(AuthError::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            auth.authorize(None, &access("get", "ml")).await,
+            Err(AuthError::Unauthenticated(_))
+        ));
+        assert_eq!(tokens.load(Ordering::SeqCst), 2, "one review per token");
+        assert_eq!(accesses.load(Ordering::SeqCst), 2, "one review per access");
+
+        // Within the TTL nothing is asked again, for allowed, denied and unknown alike.
+        for _ in 0..5 {
+            auth.authorize(Some("good"), &access("get", "ml"))
+                .await
+                .unwrap();
+            assert!(
+                auth.authorize(Some("good"), &access("create", "ml"))
+                    .await
+                    .is_err()
+            );
+            assert!(
+                auth.authorize(Some("bad"), &access("get", "ml"))
+                    .await
+                    .is_err()
+            );
+        }
+        assert_eq!(tokens.load(Ordering::SeqCst), 2);
+        assert_eq!(accesses.load(Ordering::SeqCst), 2);
+
+        // With no TTL every call is reviewed.
+        let (client, tokens, accesses) = api_server().await;
+        let uncached = KubeAuth::with_ttl(client, Duration::ZERO);
+        for _ in 0..3 {
+            uncached
+                .authorize(Some("good"), &access("get", "ml"))
+                .await
+                .unwrap();
+        }
+        assert_eq!(tokens.load(Ordering::SeqCst), 3);
+        assert_eq!(accesses.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_api_server_is_unavailable_and_not_cached() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let auth = KubeAuth::new(Client::try_from(config).unwrap());
+        for _ in 0..2 {
+            assert!(matches!(
+                auth.authorize(Some("good"), &access("get", "ml")).await,
+                Err(AuthError::Unavailable(_))
+            ));
+        }
+        assert_eq!(
+            auth.users.len(),
+            0,
+            "failures to reach the API server are not cached"
+        );
+    }
+}
