@@ -641,6 +641,70 @@ checks.response_schema_conformance.enabled = false
     ))
 }
 
+/// SIGTERM with an event stream open on a run that never finishes (suspended): the stream
+/// ends, the process exits 0 within its drain time.
+async fn sigterm_ends_event_streams_and_exits_cleanly(
+    env: &TestEnv,
+    gateway: &Gateway,
+    ns: &TestNamespace,
+    token: &str,
+    process: &mut Process,
+) -> Result<String> {
+    let runs = format!("/v1/namespaces/{}/trainingruns", ns.name);
+    let body = run_body("idle", &env.bucket, &ns.name, json!({"suspend": true}));
+    let (status, answer) = gateway.post(&runs, token, &body).await?;
+    ensure!(status == StatusCode::CREATED, "{status} {answer}");
+    let response = gateway
+        .get_ok(&format!("{runs}/idle/events"), token)
+        .await?;
+    let mut stream = response.bytes_stream();
+    let first = tokio::time::timeout(DEFAULT_TIMEOUT, stream.next())
+        .await
+        .context("no first event")?;
+    ensure!(first.is_some(), "the stream ended before its first event");
+    let pid = process.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status()?;
+    ensure!(killed.success(), "kill -TERM {pid}");
+    let started = std::time::Instant::now();
+    // The stream ends (the rest of it is at most keep-alive comments and the last events).
+    tokio::time::timeout(Duration::from_secs(35), async {
+        while let Some(chunk) = stream.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+    .context("the event stream stayed open after SIGTERM")?;
+    let ended = started.elapsed();
+    let exit = wait_for("the gateway to exit", Duration::from_secs(35), || {
+        let exited = process.0.try_wait();
+        async move { Ok(exited?) }
+    })
+    .await?;
+    ensure!(exit.success(), "the gateway exited {exit} after SIGTERM");
+    Ok(format!(
+        "stream ended {:.2} s after SIGTERM, process exited 0 after {:.2} s",
+        ended.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    ))
+}
+
+/// `--auth none` is refused unless the gateway listens on loopback.
+#[test]
+fn auth_none_is_refused_off_loopback() {
+    let out = Command::new(kubetrain_bin())
+        .args(["gateway", "--auth", "none", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("running kubetrain gateway");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--auth none is refused"),
+        "{}: {stderr}",
+        out.status
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_end_to_end() {
     let Some(env) = TestEnv::from_env() else {
@@ -672,7 +736,7 @@ async fn gateway_end_to_end() {
         )
         .unwrap(),
     );
-    let _gateway_process = spawn(
+    let mut gateway_process = spawn(
         &env,
         "gateway-e2e.log",
         &[
@@ -717,6 +781,14 @@ async fn gateway_end_to_end() {
     } else {
         Err(anyhow::anyhow!("skipped: it needs the trained run `churn`"))
     };
+    let shutdown = sigterm_ends_event_streams_and_exits_cleanly(
+        &env,
+        &gateway,
+        &team,
+        &token,
+        &mut gateway_process,
+    )
+    .await;
     let outcomes = [
         ("seed client", seed),
         ("REST run, SSE, model, predict", rest),
@@ -724,6 +796,7 @@ async fn gateway_end_to_end() {
         ("invalid spec", invalid),
         ("cancel, list, delete", lifecycle),
         ("schemathesis", fuzz),
+        ("SIGTERM", shutdown),
     ];
     let mut failures = Vec::new();
     for (name, outcome) in outcomes {
