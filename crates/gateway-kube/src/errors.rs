@@ -75,8 +75,9 @@ pub fn from_status(status: &Status, target: Target<'_>) -> BackendError {
             name: target.name.to_owned(),
         },
         (400, _) => BackendError::BadRequest(status.message.clone()),
-        // Overloaded, timed out, or unavailable behind the API server: retry later.
-        (429 | 500 | 503 | 504, _) => BackendError::Unavailable(format!(
+        // Overloaded, timed out, or unavailable behind the API server: retry later. (A 500 is
+        // the API server's own failure, not an outage: Internal.)
+        (429 | 503 | 504, _) => BackendError::Unavailable(format!(
             "the Kubernetes API server cannot serve the request now: {}",
             status.message
         )),
@@ -194,7 +195,7 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        for code in [429, 500, 503, 504] {
+        for code in [429, 503, 504] {
             let s = status(&format!(
                 r#"{{"kind":"Status","status":"Failure","message":"etcd timeout","code":{code}}}"#
             ));
@@ -203,6 +204,13 @@ mod tests {
                 "{code}"
             );
         }
+        let failed = status(
+            r#"{"kind":"Status","status":"Failure","message":"resourceVersion should not be set on objects to be created","reason":"InternalError","code":500}"#,
+        );
+        assert!(matches!(
+            from_status(&failed, CREATE),
+            BackendError::Internal(_)
+        ));
         let forbidden = status(
             r#"{"kind":"Status","status":"Failure","message":"forbidden","reason":"Forbidden","code":403}"#,
         );

@@ -183,6 +183,7 @@ impl Runs for KubeRuns {
         mut run: TrainingRun,
     ) -> Result<TrainingRun, BackendError> {
         let api = self.api(namespace)?;
+        clear_server_fields(&mut run);
         run.metadata.namespace = Some(namespace.to_owned());
         let name = run
             .metadata
@@ -358,6 +359,22 @@ impl Watch {
             }
         }
     }
+}
+
+/// What the API server sets on a run, dropped from a run to create: a client that posts back
+/// a run it read gets a new run, as with `kubectl create` of an exported object (the API
+/// server itself refuses a set resourceVersion with a 500, and ignores a status).
+fn clear_server_fields(run: &mut TrainingRun) {
+    let meta = run.meta_mut();
+    meta.resource_version = None;
+    meta.uid = None;
+    meta.creation_timestamp = None;
+    meta.deletion_timestamp = None;
+    meta.deletion_grace_period_seconds = None;
+    meta.generation = None;
+    meta.self_link = None;
+    meta.managed_fields = None;
+    run.status = None;
 }
 
 fn strip_managed_fields(run: &mut TrainingRun) {
