@@ -21,6 +21,16 @@ pub fn any_running(pods: &[Pod]) -> bool {
     })
 }
 
+/// Whether a Pod of the Job has finished its work: the trainer exited 0 and the Job
+/// controller has not yet marked the Job complete. The run is still Running then, not Pending.
+pub fn any_succeeded(pods: &[Pod]) -> bool {
+    pods.iter().any(|pod| {
+        pod.status
+            .as_ref()
+            .is_some_and(|s| s.phase.as_deref() == Some("Succeeded"))
+    })
+}
+
 /// The most telling reason a Pending Pod gives for not running.
 pub fn trouble(pods: &[Pod]) -> Option<PodTrouble> {
     let pending = pods.iter().filter(|pod| {

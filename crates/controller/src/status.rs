@@ -211,18 +211,23 @@ fn step(
         "the run is not suspended",
     );
 
-    if pods::any_running(observed.pods) {
+    let finishing = pods::any_succeeded(observed.pods);
+    if finishing || pods::any_running(observed.pods) {
         if b.status.start_time.is_none() {
             b.status.start_time = Some(Time(b.now));
         }
-        b.condition(
-            condition::RUNNING,
-            true,
-            "Training",
-            "the trainer is running",
-        );
+        let (reason, message, summary) = if finishing {
+            (
+                "Finishing",
+                "the trainer finished; the Job is completing",
+                "Running: the trainer finished, the Job is completing",
+            )
+        } else {
+            ("Training", "the trainer is running", "Running: training")
+        };
+        b.condition(condition::RUNNING, true, reason, message);
         b.status.phase = Some(Phase::Running);
-        b.status.message = Some("Running: training".to_owned());
+        b.status.message = Some(summary.to_owned());
         return;
     }
 

@@ -48,6 +48,21 @@ fn running_pod_is_running_with_start_time() {
 }
 
 #[test]
+fn a_finished_pod_keeps_the_run_running_until_the_job_completes() {
+    // The trainer exited 0; the Job controller has not counted it yet.
+    let j = job("{active: 1}");
+    let d = decide_at(
+        &run("churn", ""),
+        Some(&j),
+        &[pod("{phase: Succeeded}")],
+        "00:05",
+    );
+    assert_eq!(d.status.phase, Some(Phase::Running));
+    assert_eq!(condition_of(&d, condition::RUNNING).reason, "Finishing");
+    assert!(!d.delete_job);
+}
+
+#[test]
 fn complete_job_succeeds_and_model_ready_follows_the_trainer_report() {
     let j = job("{succeeded: 1, conditions: [{type: Complete, status: 'True'}]}");
     let d = decide_at(&run("churn", ""), Some(&j), &[], "01:00");
