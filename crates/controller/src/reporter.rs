@@ -79,14 +79,13 @@ impl StatusReporter {
     /// Record the results of a successful attempt.
     pub async fn succeeded(self, summary: &TrainSummary) -> Result<(), kube::Error> {
         self.writer.abort();
-        let last = self.progress.borrow().clone();
         let total = summary.params.max_iterations;
         let iterations = summary.fit.iterations.unwrap_or(total);
         let progress = Progress {
             iteration: iterations,
             total,
             percent: 100.0,
-            loss: last.and_then(|p| p.loss).or(Some(summary.fit.objective)),
+            loss: Some(summary.training_loss()),
             estimated_remaining_seconds: Some(0.0),
             updated: Some(Time(Timestamp::now())),
         };
@@ -140,7 +139,7 @@ pub fn results(summary: &TrainSummary, progress: Progress) -> Value {
         log_loss: Some(m.log_loss),
         macro_f1,
         validation_rows: Some(m.rows),
-        training_loss: Some(summary.fit.objective),
+        training_loss: Some(summary.training_loss()),
         iterations: summary.fit.iterations,
         converged: Some(summary.fit.converged),
     };

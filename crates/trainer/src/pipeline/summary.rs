@@ -144,6 +144,12 @@ pub(super) struct Parts<'a> {
 }
 
 impl TrainSummary {
+    /// The objective at the solution per training row (mean log loss plus the L2 term): the
+    /// quantity progress reports as `loss` while training.
+    pub fn training_loss(&self) -> f64 {
+        self.fit.objective / self.dataset.train_rows.max(1) as f64
+    }
+
     pub(super) fn new(parts: Parts<'_>) -> TrainSummary {
         let config = parts.config;
         let (validation_fraction, seed, validation_data) = match &config.validation {
