@@ -47,6 +47,11 @@ pub struct GatewayConfig {
     pub staging: Option<Location>,
     /// The namespace the seed routes (`/train`, `/status/{task_id}`) create and read runs in.
     pub seed_namespace: String,
+    /// `spec.storage` of the runs the gateway creates itself (the seed route's): the Secret
+    /// (in the seed namespace) with the credentials their trainer pods read the staged data
+    /// and write the model with, and the S3 endpoint and region. `None`: no `spec.storage`,
+    /// the controller's defaults and ambient credentials apply.
+    pub seed_storage: Option<kubetrain_api::StorageSpec>,
     /// Request bounds.
     pub limits: Limits,
 }
@@ -56,6 +61,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             staging: None,
             seed_namespace: "default".to_owned(),
+            seed_storage: None,
             limits: Limits::default(),
         }
     }

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
 use http_body_util::BodyExt;
-use kubetrain_api::{Metrics, ModelRef, Phase, TrainingRunStatus};
+use kubetrain_api::{Metrics, ModelRef, Phase, SecretReference, StorageSpec, TrainingRunStatus};
 use kubetrain_gateway::{GatewayConfig, Limits, NoAuth};
 use kubetrain_trainer::location::Location;
 use serde_json::json;
@@ -298,7 +298,11 @@ async fn predict_matches_the_trainer() {
 }
 
 fn staged_gateway(dir: &std::path::Path, upload_bytes: u64) -> Gateway {
-    let config = GatewayConfig {
+    gateway_with(Arc::new(NoAuth), staged_config(dir, upload_bytes))
+}
+
+fn staged_config(dir: &std::path::Path, upload_bytes: u64) -> GatewayConfig {
+    GatewayConfig {
         staging: Some(
             Location::parse(
                 "--staging-uri",
@@ -307,12 +311,12 @@ fn staged_gateway(dir: &std::path::Path, upload_bytes: u64) -> Gateway {
             .unwrap(),
         ),
         seed_namespace: "seed".into(),
+        seed_storage: None,
         limits: Limits {
             upload_bytes,
             ..Limits::default()
         },
-    };
-    gateway_with(Arc::new(NoAuth), config)
+    }
 }
 
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -388,6 +392,41 @@ async fn datasets_are_streamed_to_staging_and_limited() {
 }
 
 #[tokio::test]
+async fn seed_runs_carry_the_configured_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = StorageSpec {
+        secret_ref: Some(SecretReference {
+            name: "staging-s3".into(),
+        }),
+        endpoint: Some("http://seaweedfs.storage:8333".into()),
+        region: Some("eu-west-1".into()),
+    };
+    let config = GatewayConfig {
+        seed_storage: Some(storage.clone()),
+        ..staged_config(dir.path(), 1 << 20)
+    };
+    let gw = gateway_with(Arc::new(NoAuth), config);
+    let request = json!({"features": [[0.1], [0.2], [0.3]], "labels": [0, 1, 1]});
+    let (status, answer) = gw.json(post_json("/train/", &request)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let task = answer["task_id"].as_str().unwrap();
+    let run = gw.runs.get_now("seed", task).unwrap();
+    assert_eq!(run.spec.storage, Some(storage));
+    // Runs created through the Kubernetes-style route keep their own (here: no) storage.
+    let (status, created) = gw
+        .json(post_json(
+            "/v1/namespaces/ml/trainingruns",
+            &run_body("own-storage"),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(
+        gw.runs.get_now("ml", "own-storage").unwrap().spec.storage,
+        None
+    );
+}
+
+#[tokio::test]
 async fn seed_train_then_status() {
     let dir = tempfile::tempdir().unwrap();
     let gw = staged_gateway(dir.path(), 1 << 20);
@@ -417,6 +456,7 @@ async fn seed_train_then_status() {
     assert_eq!(run.spec.dataset.validation_fraction, Some(0.4));
     assert_eq!(run.spec.dataset.seed, Some(7));
     assert_eq!(run.spec.dataset.label_column, "label");
+    assert_eq!(run.spec.storage, None, "no seed storage configured");
     assert!(
         run.spec
             .output

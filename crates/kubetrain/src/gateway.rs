@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use kubetrain_api::{SecretReference, StorageSpec};
 use kubetrain_gateway::{
     AppState, Authorizer, GatewayConfig, Limits, NoAuth, Runs, StaticTokens, check_no_auth_address,
 };
@@ -42,6 +43,19 @@ pub struct GatewayArgs {
     /// file:///dir/. Without it those routes answer 501.
     #[arg(long, env = "KUBETRAIN_STAGING_URI", value_name = "URI")]
     staging_uri: Option<String>,
+    /// Secret (in the seed namespace, keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) that
+    /// runs created by `POST /train/` name in `spec.storage.secretRef`: their trainer pods read
+    /// the staged data and write the model with it.
+    #[arg(long, env = "KUBETRAIN_GATEWAY_STORAGE_SECRET", value_name = "NAME")]
+    storage_secret: Option<String>,
+    /// S3 endpoint of the gateway's own storage access, also set as `spec.storage.endpoint` on
+    /// runs created by `POST /train/`.
+    #[arg(long, env = "AWS_ENDPOINT_URL", value_name = "URL")]
+    storage_endpoint: Option<String>,
+    /// S3 region of the gateway's own storage access, also set as `spec.storage.region` on runs
+    /// created by `POST /train/`.
+    #[arg(long, env = "AWS_REGION", value_name = "REGION")]
+    storage_region: Option<String>,
     /// Largest JSON request body in bytes (413 above it).
     #[arg(long, env = "KUBETRAIN_GATEWAY_MAX_BODY_BYTES", value_name = "BYTES")]
     max_body_bytes: Option<usize>,
@@ -85,6 +99,7 @@ async fn serve(args: GatewayArgs) -> Result<()> {
         .as_deref()
         .map(|uri| Location::parse("--staging-uri", uri))
         .transpose()?;
+    let seed_storage = seed_storage(&args)?;
     // Check every flag before reaching out to the cluster.
     let static_tokens = match args.auth {
         AuthMode::Static => {
@@ -116,6 +131,7 @@ async fn serve(args: GatewayArgs) -> Result<()> {
     let config = GatewayConfig {
         staging,
         seed_namespace: args.namespace.clone(),
+        seed_storage,
         limits,
     };
     tracing::info!(?config, auth = ?args.auth, watch_namespace = ?args.watch_namespace, "starting the gateway");
@@ -129,6 +145,40 @@ async fn serve(args: GatewayArgs) -> Result<()> {
         .context("serving the gateway")?;
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// `spec.storage` of seed runs: `None` unless a flag names part of it.
+fn seed_storage(args: &GatewayArgs) -> Result<Option<StorageSpec>> {
+    let secret = nonblank(&args.storage_secret);
+    let endpoint = nonblank(&args.storage_endpoint);
+    let region = nonblank(&args.storage_region);
+    if let Some(endpoint) = endpoint
+        && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+    {
+        bail!(
+            "--storage-endpoint (AWS_ENDPOINT_URL) must be an http:// or https:// URL, got {endpoint:?}"
+        );
+    }
+    if let Some(problem) = secret.and_then(kubetrain_local::validate::subdomain_problem) {
+        bail!(
+            "--storage-secret (KUBETRAIN_GATEWAY_STORAGE_SECRET) is not a Secret name: {problem}"
+        );
+    }
+    if secret.is_none() && endpoint.is_none() && region.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(StorageSpec {
+        secret_ref: secret.map(|name| SecretReference {
+            name: name.to_owned(),
+        }),
+        endpoint: endpoint.map(str::to_owned),
+        region: region.map(str::to_owned),
+    }))
+}
+
+/// The flag's value unless unset or blank (an empty environment variable means unset).
+fn nonblank(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.trim().is_empty())
 }
 
 fn limits(args: &GatewayArgs) -> Result<Limits> {
@@ -179,5 +229,58 @@ async fn shutdown_signal() {
     tokio::select! {
         () = interrupt => tracing::info!("SIGINT: shutting down"),
         () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        gateway: GatewayArgs,
+    }
+
+    /// Flags given explicitly win over the environment (AWS_* may be set where tests run).
+    fn storage(flags: &[&str]) -> Result<Option<StorageSpec>> {
+        let mut argv = vec!["gateway"];
+        argv.extend(flags);
+        seed_storage(&Cli::try_parse_from(argv).unwrap().gateway)
+    }
+
+    #[test]
+    fn storage_flags_make_the_seed_runs_storage() {
+        let spec = storage(&[
+            "--storage-secret=s3-creds",
+            "--storage-endpoint=http://seaweedfs.storage:8333",
+            "--storage-region=eu-west-1",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(spec.secret_ref.unwrap().name, "s3-creds");
+        assert_eq!(
+            spec.endpoint.as_deref(),
+            Some("http://seaweedfs.storage:8333")
+        );
+        assert_eq!(spec.region.as_deref(), Some("eu-west-1"));
+
+        let blank = [
+            "--storage-secret=",
+            "--storage-endpoint=",
+            "--storage-region= ",
+        ];
+        assert_eq!(storage(&blank).unwrap(), None);
+
+        let error = storage(&["--storage-secret=S3_Creds"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--storage-secret"), "{error}");
+        let error = storage(&["--storage-endpoint=seaweedfs:8333"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--storage-endpoint"), "{error}");
     }
 }

@@ -5,7 +5,9 @@
 //! The request is validated as the seed validated it (422 naming the field), its rows are
 //! written as CSV (`f0,...,f<p-1>,label`) to `staging/datasets/<uuid>.csv`, and a TrainingRun
 //! `train-<10 hex digits>` is created in the seed namespace, writing its model under
-//! `staging/models/<name>/`. The task id is the run's name.
+//! `staging/models/<name>/`, with the configured seed storage (`spec.storage`: credentials
+//! Secret, endpoint, region) so its trainer pod can read what the gateway staged. The task id
+//! is the run's name.
 //!
 //! # Parameter mapping
 //! `test_size` → `spec.dataset.validationFraction`, `random_state` → `spec.dataset.seed`,
@@ -172,7 +174,7 @@ pub(crate) async fn train(
         .map_err(|e| storage_unavailable(&data, e))?;
     let name = format!("train-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let output = staging.child("models").child(&name);
-    let run: TrainingRun = serde_json::from_value(json!({
+    let mut run: TrainingRun = serde_json::from_value(json!({
         "apiVersion": "kubetrain.dev/v1alpha1",
         "kind": "TrainingRun",
         "metadata": {
@@ -196,6 +198,7 @@ pub(crate) async fn train(
         },
     }))
     .map_err(ApiError::internal)?;
+    run.spec.storage.clone_from(&state.config.seed_storage);
     match state.backend.create(&namespace, run).await {
         Ok(created) => Ok(Json(SeedTask {
             task_id: created.metadata.name.unwrap_or(name),
