@@ -111,6 +111,12 @@ pub struct RunFlags {
     pub backoff_limit: Option<i32>,
     pub active_deadline_seconds: Option<i64>,
     pub ttl_seconds_after_finished: Option<i32>,
+    /// `spec.storage.secretRef.name`: a Secret in the run's namespace with the S3 credentials.
+    pub storage_secret: Option<String>,
+    /// `spec.storage.endpoint`: the S3 endpoint URL.
+    pub storage_endpoint: Option<String>,
+    /// `spec.storage.region`: the S3 region.
+    pub storage_region: Option<String>,
     pub labels: BTreeMap<String, String>,
 }
 
@@ -164,6 +170,19 @@ pub fn run_from_flags(flags: &RunFlags, cwd: &Path) -> Result<TrainingRun, Clien
     }
     if let Some(n) = flags.ttl_seconds_after_finished {
         spec.insert("ttlSecondsAfterFinished".into(), json!(n));
+    }
+    let mut storage = Map::new();
+    if let Some(name) = &flags.storage_secret {
+        storage.insert("secretRef".into(), json!({ "name": name }));
+    }
+    if let Some(endpoint) = &flags.storage_endpoint {
+        storage.insert("endpoint".into(), json!(endpoint));
+    }
+    if let Some(region) = &flags.storage_region {
+        storage.insert("region".into(), json!(region));
+    }
+    if !storage.is_empty() {
+        spec.insert("storage".into(), Value::Object(storage));
     }
     let mut metadata = Map::new();
     if !flags.labels.is_empty() {
@@ -384,6 +403,49 @@ mod tests {
             run.metadata.generate_name.as_deref(),
             Some("breast-cancer-train-")
         );
+    }
+
+    #[test]
+    fn storage_flags_set_spec_storage() {
+        let flags = RunFlags {
+            data: "s3://data/train.csv".into(),
+            out: "s3://models/x/".into(),
+            ..RunFlags::default()
+        };
+        let run = run_from_flags(&flags, Path::new("/work")).unwrap();
+        assert_eq!(run.spec.storage, None, "no storage flags, no spec.storage");
+
+        let flags = RunFlags {
+            storage_secret: Some("s3-creds".into()),
+            storage_endpoint: Some("http://seaweedfs.storage:8333".into()),
+            storage_region: Some("eu-west-1".into()),
+            ..flags
+        };
+        let storage = run_from_flags(&flags, Path::new("/work"))
+            .unwrap()
+            .spec
+            .storage
+            .unwrap();
+        assert_eq!(storage.secret_ref.unwrap().name, "s3-creds");
+        assert_eq!(
+            storage.endpoint.as_deref(),
+            Some("http://seaweedfs.storage:8333")
+        );
+        assert_eq!(storage.region.as_deref(), Some("eu-west-1"));
+
+        let only_secret = RunFlags {
+            storage_secret: Some("s3-creds".into()),
+            storage_endpoint: None,
+            storage_region: None,
+            ..flags
+        };
+        let storage = run_from_flags(&only_secret, Path::new("/work"))
+            .unwrap()
+            .spec
+            .storage
+            .unwrap();
+        assert_eq!(storage.secret_ref.unwrap().name, "s3-creds");
+        assert_eq!((storage.endpoint, storage.region), (None, None));
     }
 
     #[test]

@@ -165,6 +165,17 @@ pub struct SubmitArgs {
         allow_negative_numbers = true
     )]
     ttl_seconds_after_finished: Option<i32>,
+    /// Secret in the run's namespace holding the S3 credentials (keys AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY) the trainer reads the data and writes the model with
+    /// (`spec.storage.secretRef`) [default: none, the cluster's ambient credentials].
+    #[arg(long, value_name = "NAME", conflicts_with = "filename")]
+    storage_secret: Option<String>,
+    /// S3 endpoint URL of the run (`spec.storage.endpoint`) [default: the controller's].
+    #[arg(long, value_name = "URL", conflicts_with = "filename")]
+    storage_endpoint: Option<String>,
+    /// S3 region of the run (`spec.storage.region`) [default: the controller's].
+    #[arg(long, value_name = "REGION", conflicts_with = "filename")]
+    storage_region: Option<String>,
     /// A label of the run, KEY=VALUE; repeat for more.
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE", value_parser = manifest::parse_label)]
     labels: Vec<(String, String)>,
@@ -353,6 +364,9 @@ fn build_run(args: &SubmitArgs) -> Result<(TrainingRun, String), ClientError> {
                 backoff_limit: args.backoff_limit,
                 active_deadline_seconds: args.active_deadline_seconds,
                 ttl_seconds_after_finished: args.ttl_seconds_after_finished,
+                storage_secret: args.storage_secret.clone(),
+                storage_endpoint: args.storage_endpoint.clone(),
+                storage_region: args.storage_region.clone(),
                 labels: Default::default(),
             };
             manifest::run_from_flags(&flags, &cwd)?
