@@ -248,12 +248,44 @@ async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
         }
     }
 
+    // The storage Secret of the all-on values reaches seed runs (the gateway's
+    // KUBETRAIN_GATEWAY_STORAGE_SECRET, next to its own credentials) and the `helm test` run.
+    let gateway = ok(
+        &env,
+        "helm",
+        &[
+            "template",
+            RENDER_RELEASE,
+            path_str(&chart),
+            "--values",
+            path_str(&all_on),
+            "--show-only",
+            "templates/gateway-deployment.yaml",
+            "--show-only",
+            "templates/tests/gateway-submit.yaml",
+        ],
+        None,
+    )?;
+    for expected in [
+        "name: KUBETRAIN_GATEWAY_STORAGE_SECRET\n              value: \"kubetrain-s3\"",
+        "name: AWS_ACCESS_KEY_ID\n              valueFrom:\n                secretKeyRef:\n                  name: kubetrain-s3",
+        "name: AWS_ENDPOINT_URL\n              value: \"http://seaweedfs.storage.svc:8333\"",
+        "name: AWS_REGION\n              value: \"us-east-1\"",
+        "- --storage-secret=kubetrain-s3",
+    ] {
+        ensure!(
+            gateway.contains(expected),
+            "no {expected:?} in the gateway and helm test of the all-on values:\n{gateway}"
+        );
+    }
+
     // A wrong value or a misspelt key fails at render with its path, thanks to
     // values.schema.json.
     for (set, named) in [
         ("controller.port=http", "/controller/port"),
         ("controller.replica=1", "replica"),
         ("gateway.auth.mode=none", "/gateway/auth/mode"),
+        ("gateway.storageSecret=S3_Creds", "/gateway/storageSecret"),
     ] {
         let rendered = run(
             &env,
