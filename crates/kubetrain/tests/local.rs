@@ -539,3 +539,74 @@ async fn restart_keeps_finished_runs_interrupts_running_ones_and_starts_queued_o
     );
     third.wait_phase("queued-over-stop", "Succeeded", 60).await;
 }
+
+/// The backend itself, without HTTP: suspend holds a run while later runs train, resuming
+/// starts it, and `watch` delivers every phase up to the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_holds_a_run_until_resumed_and_watch_sees_every_phase() {
+    use futures::StreamExt;
+    use kubetrain_gateway::Runs;
+    use kubetrain_local::{Config, LocalRuns};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::new(dir.path().join("state")).unwrap();
+    config.trainer = PathBuf::from(KUBETRAIN);
+    config.workers = 1;
+    let runs = LocalRuns::open(config).await.unwrap();
+    let out = dir.path().join("m");
+    let good = data("breast_cancer_train.csv");
+    let parse = |v: Value| serde_json::from_value::<kubetrain_api::TrainingRun>(v).unwrap();
+
+    let held = runs
+        .create(
+            "default",
+            parse(run("held", &good, &out, json!({"suspend": true}))),
+        )
+        .await
+        .unwrap();
+    let status = held.status.unwrap();
+    assert_eq!(status.phase, Some(kubetrain_api::Phase::Queued));
+    assert_eq!(
+        status.message.as_deref(),
+        Some("Queued: the run is suspended")
+    );
+    let mut events = runs.watch("default", "held").await.unwrap();
+
+    runs.create("default", parse(run("later", &good, &out, json!({}))))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let later = runs.get("default", "later").await.unwrap();
+        if later.status.and_then(|s| s.phase) == Some(kubetrain_api::Phase::Succeeded) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the unsuspended run did not train"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let still = runs.get("default", "held").await.unwrap();
+    assert_eq!(
+        still.status.unwrap().phase,
+        Some(kubetrain_api::Phase::Queued),
+        "a suspended run must not start"
+    );
+
+    runs.set_suspend("default", "held", false).await.unwrap();
+    let mut phases = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while let Ok(Some(run)) = tokio::time::timeout_at(deadline, events.next()).await {
+        let phase = run.status.and_then(|s| s.phase).unwrap();
+        if phases.last() != Some(&phase) {
+            phases.push(phase);
+        }
+        if phase.is_terminal() {
+            break;
+        }
+    }
+    use kubetrain_api::Phase::{Queued, Running, Succeeded};
+    assert_eq!(phases, [Queued, Running, Succeeded]);
+    runs.shutdown().await;
+}

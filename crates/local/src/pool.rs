@@ -353,7 +353,8 @@ impl Inner {
         suspend: bool,
     ) -> Result<TrainingRun, BackendError> {
         let now = Timestamp::now();
-        let mut resumed = false;
+        let changed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&changed);
         let run = self
             .update(key.clone(), move |run| {
                 if status::is_terminal(run) || run.spec.suspend == suspend {
@@ -368,6 +369,7 @@ impl Inner {
                 if !suspend {
                     status::queue(run, status::RESUMED, now);
                 }
+                flag.store(true, Ordering::SeqCst);
                 true
             })
             .await?
@@ -375,13 +377,13 @@ impl Inner {
                 namespace: key.0.clone(),
                 name: key.1.clone(),
             })?;
-        if suspend {
-            self.stop(&key, Stop::Suspend);
-        } else {
-            resumed = run.spec.suspend == suspend && !status::is_terminal(&run);
-        }
-        if resumed && !lock(&self.active).contains_key(&key) {
-            self.enqueue(&run);
+        if changed.load(Ordering::SeqCst) {
+            if suspend {
+                self.stop(&key, Stop::Suspend);
+            } else {
+                // Resumed: to the back of the queue, with a fresh start deadline.
+                self.enqueue(&run);
+            }
         }
         Ok(run)
     }
@@ -434,7 +436,18 @@ impl Inner {
                 }
             };
             let Some(run) = run else { continue };
-            if !runnable(&run) || lock(&self.active).contains_key(&key) {
+            if !runnable(&run) {
+                continue;
+            }
+            if lock(&self.active).contains_key(&key) {
+                // Its previous attempt is still winding down (a quick suspend and resume):
+                // look again shortly.
+                let inner = Arc::clone(&self);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    lock(&inner.queue).push_back(key);
+                    inner.wake.notify_one();
+                });
                 continue;
             }
             let (stop, stop_rx) = watch::channel(None);
