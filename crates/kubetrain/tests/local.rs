@@ -2,7 +2,8 @@
 //! `kubetrain train` processes on the datasets in `tests/data`. Some tests put a small shell
 //! wrapper in front of the trainer: it logs when each process starts and ends (to measure
 //! concurrency) and, for datasets named `slow*`, waits before exec'ing the real trainer so a
-//! run stays Running long enough to be cancelled, time out or be interrupted.
+//! run stays Running long enough to be cancelled, time out or be interrupted; for datasets
+//! named `flaky*` it fails as the trainer does when storage is unreachable (exit 75).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
@@ -174,6 +175,7 @@ fn wrapper(dir: &Path) -> PathBuf {
         "#!/bin/sh\n\
          echo \"start $$ $(date +%s%N)\" >> \"${TEST_TRAINER_LOG:-/dev/null}\"\n\
          case \"$*\" in *slow*) sleep 300 ;; esac\n\
+         case \"$*\" in *flaky*) echo 'error: storage unreachable (simulated)' >&2; exit 75 ;; esac\n\
          \"$TEST_KUBETRAIN_BIN\" \"$@\"\n\
          rc=$?\n\
          echo \"end $$ $(date +%s%N)\" >> \"${TEST_TRAINER_LOG:-/dev/null}\"\n\
@@ -184,6 +186,37 @@ fn wrapper(dir: &Path) -> PathBuf {
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
     std::fs::set_permissions(&path, permissions).unwrap();
     path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_up_to_the_backoff_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let trainer = wrapper(dir.path());
+    let flaky = dir.path().join("flaky.csv");
+    std::fs::copy(data("breast_cancer_train.csv"), &flaky).unwrap();
+    let server = Server::start(&dir.path().join("state"), 1, Some(&trainer), None);
+    server.wait_ready().await;
+    server
+        .create(run(
+            "flaky",
+            &flaky,
+            &dir.path().join("m"),
+            json!({"backoffLimit": 1}),
+        ))
+        .await;
+    let failed = server.wait_phase("flaky", "Failed", 60).await;
+    let s = &failed["status"];
+    assert_eq!(s["attempts"], 2, "one try and one retry: {failed:#}");
+    assert_eq!(s["trainerError"]["reason"], "Transient");
+    assert_eq!(s["trainerError"]["exitCode"], 75);
+    assert_eq!(
+        condition(&failed, "Failed")["reason"],
+        "BackoffLimitExceeded"
+    );
+    assert_eq!(
+        s["message"],
+        "BackoffLimitExceeded: all attempts failed; the last one: storage unreachable (simulated)"
+    );
 }
 
 /// A copy of the breast cancer training set named so the wrapper holds it.
