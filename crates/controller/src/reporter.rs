@@ -79,16 +79,7 @@ impl StatusReporter {
     /// Record the results of a successful attempt.
     pub async fn succeeded(self, summary: &TrainSummary) -> Result<(), kube::Error> {
         self.writer.abort();
-        let total = summary.params.max_iterations;
-        let iterations = summary.fit.iterations.unwrap_or(total);
-        let progress = Progress {
-            iteration: iterations,
-            total,
-            percent: 100.0,
-            loss: Some(summary.training_loss()),
-            estimated_remaining_seconds: Some(0.0),
-            updated: Some(Time(Timestamp::now())),
-        };
+        let progress = final_progress(summary, Timestamp::now());
         apply(&self.api, &self.name, results(summary, progress)).await
     }
 
@@ -123,6 +114,19 @@ async fn apply(api: &Api<TrainingRun>, name: &str, status: Value) -> Result<(), 
     )
     .await
     .map(drop)
+}
+
+/// The progress of a finished fit: every iteration it used, 100 %, the final loss.
+pub fn final_progress(summary: &TrainSummary, now: Timestamp) -> Progress {
+    let total = summary.params.max_iterations;
+    Progress {
+        iteration: summary.fit.iterations.unwrap_or(total),
+        total,
+        percent: 100.0,
+        loss: Some(summary.training_loss()),
+        estimated_remaining_seconds: Some(0.0),
+        updated: Some(Time(now)),
+    }
 }
 
 /// The status fields the trainer owns after a successful attempt.

@@ -1026,15 +1026,7 @@ fn parse_line(line: &str) -> Option<Line> {
         "completed" => {
             let summary: kubetrain_trainer::TrainSummary =
                 serde_json::from_value(raw.summary?).ok()?;
-            let total = summary.params.max_iterations;
-            let progress = kubetrain_api::Progress {
-                iteration: summary.fit.iterations.unwrap_or(total),
-                total,
-                percent: 100.0,
-                loss: Some(summary.fit.objective),
-                estimated_remaining_seconds: Some(0.0),
-                updated: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),
-            };
+            let progress = reporter::final_progress(&summary, now);
             let results = serde_json::from_value(reporter::results(&summary, progress)).ok()?;
             Some(Line::Completed(Box::new(results)))
         }
