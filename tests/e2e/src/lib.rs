@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
@@ -238,6 +238,23 @@ impl TestNamespace {
         <K as kube::Resource>::DynamicType: Default,
     {
         Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Creates the Secret `name` holding the test S3 credentials (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`) that runs name in `spec.storage.secretRef`.
+    pub async fn s3_secret(&self, name: &str) -> Result<()> {
+        let secret: Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "stringData": {
+                "AWS_ACCESS_KEY_ID": std::env::var("AWS_ACCESS_KEY_ID")?,
+                "AWS_SECRET_ACCESS_KEY": std::env::var("AWS_SECRET_ACCESS_KEY")?,
+            },
+        }))?;
+        self.api::<Secret>()
+            .create(&PostParams::default(), &secret)
+            .await
+            .with_context(|| format!("creating Secret {name} in {}", self.name))?;
+        Ok(())
     }
 
     /// Deletes the namespace (the namespace controller removes what is in it).

@@ -10,7 +10,6 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kubetrain_api::{Phase, TrainingRun};
@@ -73,20 +72,6 @@ fn data(name: &str) -> Vec<u8> {
         .join("../data")
         .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-async fn s3_secret(ns: &TestNamespace) -> Result<()> {
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "s3"},
-        "stringData": {
-            "AWS_ACCESS_KEY_ID": std::env::var("AWS_ACCESS_KEY_ID")?,
-            "AWS_SECRET_ACCESS_KEY": std::env::var("AWS_SECRET_ACCESS_KEY")?,
-        },
-    }))?;
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await?;
-    Ok(())
 }
 
 fn run_manifest(name: &str, bucket: &str, prefix: &str, extra: serde_json::Value) -> TrainingRun {
@@ -317,7 +302,7 @@ async fn upload_training_data(
     ns: &TestNamespace,
     csv: Vec<u8>,
 ) -> Result<()> {
-    s3_secret(ns).await?;
+    ns.s3_secret("s3").await?;
     let path = ObjectPath::from(format!("{}/train.csv", ns.name));
     store.put(&path, PutPayload::from(csv)).await?;
     Ok(())

@@ -8,10 +8,8 @@
 //! # Caveats
 //! The controller is cluster-wide like the ones `controller.rs` and `chart.rs` run; `cargo
 //! test` runs test binaries one at a time, so they never overlap (see tests/README.md).
-//! The seed route (`POST /train/`) stages its data at a `file://` URI: its runs name no
-//! storage Secret, so on a cluster their trainer needs ambient S3 credentials, which the
-//! process node's clean environment does not have; the gateway and the process node's
-//! trainer share this host's file system. Every other run here reads and writes the real S3.
+//! Every run here reads and writes the real S3; the seed route's runs name the team's
+//! storage Secret (`kubetrain gateway --storage-secret`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Child, Command, Stdio};
@@ -19,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{ListParams, PostParams};
 use kubetrain_api::{Phase, TrainingRun};
@@ -150,16 +148,7 @@ async fn team_namespace(env: &TestEnv, test: &str) -> Result<TestNamespace> {
     ns.api::<RoleBinding>()
         .create(&PostParams::default(), &binding)
         .await?;
-    let secret: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "s3"},
-        "stringData": {
-            "AWS_ACCESS_KEY_ID": std::env::var("AWS_ACCESS_KEY_ID")?,
-            "AWS_SECRET_ACCESS_KEY": std::env::var("AWS_SECRET_ACCESS_KEY")?,
-        },
-    }))?;
-    ns.api::<Secret>()
-        .create(&PostParams::default(), &secret)
-        .await?;
+    ns.s3_secret("s3").await?;
     Ok(ns)
 }
 
@@ -724,9 +713,8 @@ async fn gateway_end_to_end() {
     let token = service_account_token(&client, &team.name, CALLER)
         .await
         .unwrap();
-    let staging = env.state_dir.join("gateway-staging");
-    std::fs::create_dir_all(&staging).unwrap();
-    let staging_uri = format!("file://{}/", staging.display());
+    // Seed runs stage to the real S3 and name the team's Secret, as in a cluster.
+    let staging_uri = format!("s3://{}/{}/gateway-staging/", env.bucket, team.name);
     let port = free_port().unwrap();
     let listen = format!("127.0.0.1:{port}");
     let mut controller = Some(
@@ -756,6 +744,8 @@ async fn gateway_end_to_end() {
             &team.name,
             "--staging-uri",
             &staging_uri,
+            "--storage-secret",
+            "s3",
         ],
     )
     .unwrap();
