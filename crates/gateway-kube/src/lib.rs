@@ -4,10 +4,8 @@
 
 mod auth;
 mod errors;
-mod query;
 mod runs;
 
 pub use auth::{CACHE_TTL, KubeAuth};
 pub use errors::{Target, from_kube, from_status};
-pub use query::{continue_token, parse_continue_token, parse_selector};
 pub use runs::{FIELD_MANAGER, KubeRuns};

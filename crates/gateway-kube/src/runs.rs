@@ -17,12 +17,11 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use kubetrain_api::TrainingRun;
-use kubetrain_gateway::{BackendError, ListQuery, RunList, Runs};
+use kubetrain_gateway::{BackendError, ListQuery, RunList, Runs, listing};
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
 
 use crate::errors::{Target, from_kube};
-use crate::query;
 
 /// Field manager of the gateway's writes.
 pub const FIELD_MANAGER: &str = "kubetrain-gateway";
@@ -217,7 +216,7 @@ impl Runs for KubeRuns {
     async fn list(&self, namespace: &str, query: &ListQuery) -> Result<RunList, BackendError> {
         let api = self.api(namespace)?;
         if self.shared.synced.load(Ordering::Relaxed) {
-            return query::page(self.shared.store.state(), namespace, query);
+            return listing::page(self.shared.store.state(), namespace, query);
         }
         // Before the first full list the cache would answer with a partial list.
         let listed = api.list(&Default::default()).await.map_err(|error| {
@@ -230,15 +229,11 @@ impl Runs for KubeRuns {
                 },
             )
         })?;
-        let runs = listed
-            .items
-            .into_iter()
-            .map(|mut run| {
-                strip_managed_fields(&mut run);
-                Arc::new(run)
-            })
-            .collect();
-        query::page(runs, namespace, query)
+        let runs = listed.items.into_iter().map(|mut run| {
+            strip_managed_fields(&mut run);
+            run
+        });
+        listing::page(runs, namespace, query)
     }
 
     async fn delete(&self, namespace: &str, name: &str) -> Result<TrainingRun, BackendError> {

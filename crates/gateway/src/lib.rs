@@ -3,6 +3,8 @@
 //! serve these same routes.
 //!
 //! # Expected flow
+//! A backend implements [`Runs`]; its `list` is [`listing::page`] over the runs it holds (label
+//! selector, phase, `limit` and `continue` the same in every backend).
 //! A binary builds a backend and an authorizer (for `--auth static` [`StaticTokens`], for
 //! `--auth none` [`NoAuth`] after [`check_no_auth_address`]), then
 //! `serve(listener, app(AppState::new(backend, auth, config)), shutdown).await`.
@@ -35,6 +37,7 @@ pub mod auth;
 pub mod backend;
 pub mod error;
 pub mod extract;
+pub mod listing;
 pub mod metrics;
 mod openapi;
 mod routes;
@@ -61,6 +64,7 @@ pub use backend::{
     Access, AuthError, Authorizer, BackendError, Caller, FieldError, ListQuery, RunList, Runs,
 };
 pub use error::{ApiError, ErrorBody};
+pub use listing::LabelSelector;
 pub use routes::datasets::DatasetUploaded;
 pub use routes::events::EVENT_NAME;
 pub use routes::model::MODEL_SHA256_HEADER;

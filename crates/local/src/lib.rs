@@ -20,7 +20,6 @@
 //! after a crash; queued runs stay queued for the next start.
 
 pub mod pool;
-pub mod selector;
 pub mod status;
 pub mod store;
 pub mod validate;
@@ -34,11 +33,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kubetrain_api::TrainingRun;
 use kubetrain_api::invocation::StorageEnv;
-use kubetrain_gateway::{BackendError, ListQuery, RunList, Runs};
+use kubetrain_gateway::{BackendError, ListQuery, RunList, Runs, listing};
 use rand::Rng;
 
 use crate::pool::{Event, Inner, Key, Stop};
-use crate::selector::Selector;
 use crate::store::{Inserted, Store};
 use crate::validate::{MAX_GENERATE_NAME_PREFIX, SchemaValidator, truncate};
 
@@ -194,15 +192,6 @@ fn not_found(namespace: &str, name: &str) -> BackendError {
     }
 }
 
-/// `continue` tokens are the last item's `namespace/name`.
-fn continue_token(run: &TrainingRun) -> String {
-    format!(
-        "{}/{}",
-        run.metadata.namespace.as_deref().unwrap_or_default(),
-        run.metadata.name.as_deref().unwrap_or_default()
-    )
-}
-
 #[async_trait::async_trait]
 impl Runs for LocalRuns {
     async fn create(
@@ -270,54 +259,12 @@ impl Runs for LocalRuns {
     }
 
     async fn list(&self, namespace: &str, query: &ListQuery) -> Result<RunList, BackendError> {
-        let selector = match &query.label_selector {
-            Some(text) => Selector::parse(text).map_err(BackendError::BadRequest)?,
-            None => Selector::default(),
-        };
-        let after = match &query.continue_token {
-            Some(token) => Some(
-                token
-                    .split_once('/')
-                    .map(|(ns, name)| (ns.to_owned(), name.to_owned()))
-                    .ok_or_else(|| {
-                        BackendError::BadRequest(format!(
-                            "invalid continue token {token:?}: pass back the token of the previous page"
-                        ))
-                    })?,
-            ),
-            None => None,
-        };
         let scope = (!namespace.is_empty()).then(|| namespace.to_owned());
-        let mut runs = self
+        let runs = self
             .inner
             .db(move |store| store.all(scope.as_deref()))
             .await?;
-        runs.retain(|run| {
-            query.phase.is_none_or(|p| status::phase(run) == Some(p))
-                && selector.matches(run.metadata.labels.as_ref())
-        });
-        let sort_key = |run: &TrainingRun| {
-            (
-                run.metadata.namespace.clone().unwrap_or_default(),
-                run.metadata.name.clone().unwrap_or_default(),
-            )
-        };
-        runs.sort_by_key(sort_key);
-        if let Some(after) = after {
-            runs.retain(|run| sort_key(run) > after);
-        }
-        let mut continue_token_out = None;
-        if let Some(limit) = query.limit.filter(|l| *l > 0) {
-            let limit = limit as usize;
-            if runs.len() > limit {
-                runs.truncate(limit);
-                continue_token_out = runs.last().map(continue_token);
-            }
-        }
-        Ok(RunList {
-            items: runs,
-            continue_token: continue_token_out,
-        })
+        listing::page(runs, namespace, query)
     }
 
     async fn delete(&self, namespace: &str, name: &str) -> Result<TrainingRun, BackendError> {
