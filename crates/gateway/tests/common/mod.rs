@@ -19,8 +19,8 @@ use tower::ServiceExt;
 
 type Key = (String, String);
 
-/// Runs in memory. Names are unique per namespace; `generateName` gets 5 characters; list
-/// pages are ordered by name and the continue token is the last name of the page.
+/// Runs in memory. Names are unique per namespace; `generateName` gets 5 characters; lists
+/// are paged by the same `listing::page` the real backends use.
 #[derive(Debug)]
 pub struct FakeRuns {
     runs: Mutex<BTreeMap<Key, TrainingRun>>,
@@ -160,47 +160,8 @@ impl Runs for FakeRuns {
 
     async fn list(&self, namespace: &str, query: &ListQuery) -> Result<RunList, BackendError> {
         self.check()?;
-        let selector: Vec<(String, String)> = match &query.label_selector {
-            None => Vec::new(),
-            Some(text) => text
-                .split(',')
-                .map(|part| {
-                    part.split_once('=')
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .ok_or_else(|| BackendError::BadRequest(format!("bad selector {part}")))
-                })
-                .collect::<Result<_, _>>()?,
-        };
         let runs = self.runs.lock().unwrap();
-        let mut items: Vec<TrainingRun> = runs
-            .iter()
-            .filter(|((ns, name), _)| {
-                ns == namespace
-                    && query
-                        .continue_token
-                        .as_ref()
-                        .is_none_or(|after| name.as_str() > after.as_str())
-            })
-            .map(|(_, run)| run.clone())
-            .filter(|run| {
-                query.phase.is_none() || run.status.as_ref().and_then(|s| s.phase) == query.phase
-            })
-            .filter(|run| {
-                let labels = run.metadata.labels.clone().unwrap_or_default();
-                selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-            })
-            .collect();
-        let mut continue_token = None;
-        if let Some(limit) = query.limit
-            && items.len() > limit as usize
-        {
-            items.truncate(limit as usize);
-            continue_token = items.last().and_then(|r| r.metadata.name.clone());
-        }
-        Ok(RunList {
-            items,
-            continue_token,
-        })
+        kubetrain_gateway::listing::page(runs.values(), namespace, query)
     }
 
     async fn delete(&self, namespace: &str, name: &str) -> Result<TrainingRun, BackendError> {
