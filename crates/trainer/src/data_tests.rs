@@ -176,3 +176,98 @@ fn invalid_utf8_is_reported_with_its_offset() {
     let error = parse_csv(b"a,label\n1,0\n\xff,1\n", &training("label")).unwrap_err();
     assert!(matches!(error, DataError::NotUtf8 { .. }), "{error}");
 }
+
+/// The fast path and the arrow path must agree bit for bit on every input, errors included.
+fn assert_same_as_arrow(text: &str) {
+    let selection = training("label");
+    let fast = parse_csv_with(text.as_bytes(), &selection, true);
+    let arrow = parse_csv_with(text.as_bytes(), &selection, false);
+    match (fast, arrow) {
+        (Ok(fast), Ok(arrow)) => {
+            assert_eq!(fast.feature_names, arrow.feature_names, "input {text:?}");
+            let bits = |t: &Table| t.features.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&arrow), "input {text:?}");
+            assert_eq!(fast.features.dim(), arrow.features.dim(), "input {text:?}");
+            assert_eq!(fast.labels, arrow.labels, "input {text:?}");
+        }
+        (Err(fast), Err(arrow)) => {
+            assert_eq!(fast.to_string(), arrow.to_string(), "input {text:?}");
+        }
+        (fast, arrow) => panic!("input {text:?}: fast {fast:?}, arrow {arrow:?}"),
+    }
+}
+
+/// Whether the fast path reads `text` by itself (rather than handing it to arrow).
+fn fast_path_takes(text: &str) -> bool {
+    let header_end = text.find('\n').unwrap() + 1;
+    let layout = resolve_columns(&text.as_bytes()[..header_end], &training("label")).unwrap();
+    fast_blocks(&text.as_bytes()[header_end..], &layout).is_some()
+}
+
+#[test]
+fn fast_path_reads_plain_files_exactly_like_arrow() {
+    let plain = [
+        "x,label\n1,0\n2,1\n",
+        "x,label\n1,0\n2,1",
+        "x,label\r\n1.5,a\r\n-2e1,b\r\n",
+        "x,label\r\n1.5,a\r\n-2e1,b",
+        "x,label\n1,0\n2,1\n\n",
+        "x,label\n1,0\n\n2,1\n",
+        "x,label\r\n1,0\r\n\r\n2,1\r\n\r\n",
+        "\u{feff}x,label\n1,0\n",
+        "x,y,label\n1e-3,-4.25E+2,yes\n+7,.5,no\n8.,-0,yes\n",
+        "x,label\n0.10000000000000001,0\n3.4028235e38,1\n1e-46,0\n",
+        "x,label\n-1.4125731070209966,0\n0.55575535119098973,1\n",
+        "x,label\n 1.5 ,0\n2,1\n",
+        "x,label\n1,\u{e9}t\u{e9}\n2,\u{fc}n\u{ef}\n3,\u{e9}t\u{e9}\n",
+    ];
+    for text in plain {
+        assert!(fast_path_takes(text), "fast path refused {text:?}");
+        assert_same_as_arrow(text);
+    }
+}
+
+#[test]
+fn fast_path_hands_everything_else_to_arrow() {
+    let other = [
+        "x,label\n1,\"a, b\"\n2,\"c\"\n",
+        "x,label\n\"1\",0\n",
+        "x,label\n1,0\r2,1\r",
+        "x,label\n1,0\nabc,1\n",
+        "x,label\n1,0\n,1\n",
+        "x,label\n1,0\n2,\n",
+        "x,label\n1,0\n2,1,3\n",
+        "x,label\n1,0\n2\n",
+        "x,label\n1,0\nNaN,1\n",
+        "x,label\n1,0\ninf,1\n",
+        "x,label\n1,0\n-infinity,1\n",
+        "x,label\n1,0\n \n",
+        "x,label\n1,0\n1e999,1\n",
+        "x,label\n1,0\n0x10,1\n",
+        "x,label\n1,0\n\u{e9}t\u{e9},1\n",
+    ];
+    for text in other {
+        assert_same_as_arrow(text);
+    }
+    // NaN and infinity are parsed as numbers, then refused like before.
+    assert!(fast_path_takes("x,label\n1,0\nNaN,1\n"));
+    assert!(!fast_path_takes("x,label\n1,\"a, b\"\n"));
+    assert!(!fast_path_takes("x,label\n1,0\n2,1,3\n"));
+    assert!(!fast_path_takes("x,label\n1,0\r2,1\r"));
+}
+
+#[test]
+fn fast_path_matches_arrow_on_many_blocks() {
+    let mut text = String::from("a,b,label,c\n");
+    for i in 0..50_000u32 {
+        let a = f64::from(i).sin() * 1e3;
+        let b = -f64::from(i) / 7.0;
+        text.push_str(&format!("{a:.17},{b:e},{},{}\r\n", i % 5, i as f32 * 0.001));
+    }
+    assert!(fast_path_takes(&text));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| assert_same_as_arrow(&text));
+}
