@@ -238,6 +238,8 @@ fn fast_path_hands_everything_else_to_arrow() {
         "x,label\n1,0\n2,\n",
         "x,label\n1,0\n2,1,3\n",
         "x,label\n1,0\n2\n",
+        "x,label\n1,0,\n",
+        "x,label\n,\n",
         "x,label\n1,0\nNaN,1\n",
         "x,label\n1,0\ninf,1\n",
         "x,label\n1,0\n-infinity,1\n",
