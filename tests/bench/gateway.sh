@@ -4,7 +4,7 @@
 #
 # Usage: tests/bench/gateway.sh [PEER_DIR]
 #   PEER_DIR            the peer's source (default: ../shared/peers/seed-celery next to the repo)
-#   BENCH_SECONDS=10    duration of each status-read measurement
+#   BENCH_SECONDS=5     duration of each status-read round (BENCH_ROUNDS=3 interleaved rounds)
 #   BENCH_CONCURRENCY=8 status-read clients
 #   BENCH_SUBMITS=200   timed sequential submits per side (after BENCH_WARMUP=10 untimed ones)
 #   BENCH_AUTH=1        also measure a second gateway with --auth kubernetes (0 to skip)

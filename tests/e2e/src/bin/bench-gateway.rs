@@ -6,7 +6,7 @@
 //! gateway and the peer). Measures, for each side:
 //! 1. status reads of a finished task: `GET /status/{task_id}` (and, for kubetrain,
 //!    `GET /v1/namespaces/{ns}/trainingruns/{name}`) from `BENCH_CONCURRENCY` clients on
-//!    keep-alive connections for `BENCH_SECONDS`: req/s, p50, p99;
+//!    keep-alive connections, in interleaved rounds: req/s, p50, p99 of the median round;
 //! 2. submit acknowledgement: `BENCH_SUBMITS` sequential `POST /train/` with the peer's own
 //!    tiny payload (20 rows x 3 features, labels i%2) on one keep-alive connection, after
 //!    `BENCH_WARMUP` untimed ones: p50, p99.
@@ -19,7 +19,7 @@
 //! `BENCH_NAMESPACE` (the gateway's seed namespace), optional `BENCH_KUBETRAIN_AUTH` +
 //! `BENCH_TOKEN_FILE` (a second gateway with `--auth kubernetes` and a ServiceAccount token),
 //! `BENCH_CONTROLLER_PID` (the controller, paused with SIGSTOP for a submit measurement without
-//! training load, see [`Paused`]), `BENCH_SECONDS` (10), `BENCH_CONCURRENCY` (8), `BENCH_SUBMITS` (200), `BENCH_WARMUP` (10),
+//! training load, see [`Paused`]), `BENCH_SECONDS` (5) x `BENCH_ROUNDS` (3, interleaved; the median is reported), `BENCH_CONCURRENCY` (8), `BENCH_SUBMITS` (200), `BENCH_WARMUP` (10),
 //! `BENCH_CLIENT_THREADS` (1: the load generator's own threads, leaving the rest of the
 //! machine to the server), `BENCH_JSON` (also write the figures there).
 
@@ -171,6 +171,20 @@ struct ReadFigures {
     p99_ms: f64,
     max_ms: f64,
     errors: usize,
+    /// req/s of every round; the other figures are the median round's.
+    rounds_req_per_s: Vec<f64>,
+}
+
+/// The round with the median req/s, carrying every round's rate and all rounds' errors.
+fn median_round(mut rounds: Vec<ReadFigures>) -> Result<ReadFigures> {
+    let rates: Vec<f64> = rounds.iter().map(|r| r.req_per_s).collect();
+    let errors = rounds.iter().map(|r| r.errors).sum();
+    rounds.sort_by(|a, b| a.req_per_s.total_cmp(&b.req_per_s));
+    let index = rounds.len() / 2;
+    let mut median = rounds.into_iter().nth(index).context("no rounds")?;
+    median.rounds_req_per_s = rates;
+    median.errors = errors;
+    Ok(median)
 }
 
 #[derive(Debug, Serialize)]
@@ -292,6 +306,7 @@ async fn status_reads(
         p99_ms: percentile_ms(&all, 0.99),
         max_ms: all.last().map_or(f64::NAN, |&us| f64::from(us) / 1000.0),
         errors,
+        rounds_req_per_s: Vec::new(),
     })
 }
 
@@ -374,23 +389,30 @@ fn signal(pid: u32, sig: &str) -> Result<()> {
 
 fn print_reads(reads: &[ReadFigures]) {
     println!(
-        "\nstatus reads of a finished task, {} clients, {:.0} s each (keep-alive)",
+        "\nstatus reads of a finished task, {} clients, keep-alive, {} interleaved rounds of {:.0} s; the median round (req/s of every round on the right)",
         reads.first().map_or(0, |r| r.concurrency),
+        reads.first().map_or(0, |r| r.rounds_req_per_s.len()),
         reads.first().map_or(0.0, |r| r.seconds)
     );
     println!(
-        "  {:<78} {:>10} {:>8} {:>8} {:>8} {:>7}",
+        "  {:<78} {:>10} {:>8} {:>8} {:>8} {:>7}  rounds",
         "side / route", "req/s", "p50 ms", "p99 ms", "max ms", "errors"
     );
     for r in reads {
+        let rounds: Vec<String> = r
+            .rounds_req_per_s
+            .iter()
+            .map(|x| format!("{x:.0}"))
+            .collect();
         println!(
-            "  {:<78} {:>10.0} {:>8.3} {:>8.3} {:>8.2} {:>7}",
+            "  {:<78} {:>10.0} {:>8.3} {:>8.3} {:>8.2} {:>7}  {}",
             format!("{}  {}", r.side, r.route),
             r.req_per_s,
             r.p50_ms,
             r.p99_ms,
             r.max_ms,
-            r.errors
+            r.errors,
+            rounds.join(" ")
         );
     }
 }
@@ -424,7 +446,9 @@ fn main() -> Result<()> {
 }
 
 async fn run() -> Result<()> {
-    let seconds = Duration::from_secs_f64(env_or("BENCH_SECONDS", 10.0)?);
+    let seconds = Duration::from_secs_f64(env_or("BENCH_SECONDS", 5.0)?);
+    let n_rounds: usize = env_or("BENCH_ROUNDS", 3)?;
+    ensure!(n_rounds >= 1, "BENCH_ROUNDS must be at least 1");
     let concurrency: usize = env_or("BENCH_CONCURRENCY", 8)?;
     let n_submits: usize = env_or("BENCH_SUBMITS", 200)?;
     let warmup: usize = env_or("BENCH_WARMUP", 10)?;
@@ -477,37 +501,31 @@ async fn run() -> Result<()> {
     //    train on this machine).
     let v1 = format!("/v1/namespaces/{namespace}/trainingruns/{kt_task}");
     let seed = format!("/status/{kt_task}");
-    let mut reads = Vec::new();
     let route_seed = "GET /status/{task_id}";
     let route_v1 = "GET /v1/namespaces/{ns}/trainingruns/{name}";
-    reads.push(
-        status_reads(
-            &kubetrain,
-            route_seed,
-            &seed,
-            "complete",
-            concurrency,
-            seconds,
-        )
-        .await?,
-    );
-    reads.push(status_reads(&kubetrain, route_v1, &v1, "Succeeded", concurrency, seconds).await?);
-    if let Some(auth) = &kubetrain_auth {
-        reads.push(status_reads(auth, route_seed, &seed, "complete", concurrency, seconds).await?);
-        reads.push(status_reads(auth, route_v1, &v1, "Succeeded", concurrency, seconds).await?);
-    }
     let peer_seed = format!("/status/{peer_task}");
-    reads.push(
-        status_reads(
-            &peer,
-            route_seed,
-            &peer_seed,
-            "SUCCESS",
-            concurrency,
-            seconds,
-        )
-        .await?,
-    );
+    let mut targets = vec![
+        (&kubetrain, route_seed, seed.as_str(), "complete"),
+        (&kubetrain, route_v1, v1.as_str(), "Succeeded"),
+    ];
+    if let Some(auth) = &kubetrain_auth {
+        targets.push((auth, route_seed, seed.as_str(), "complete"));
+        targets.push((auth, route_v1, v1.as_str(), "Succeeded"));
+    }
+    targets.push((&peer, route_seed, peer_seed.as_str(), "SUCCESS"));
+    // Rounds interleave the targets, so a burst of other work on the machine does not land
+    // on one side only; each target reports its median round.
+    let mut rounds: Vec<Vec<ReadFigures>> = targets.iter().map(|_| Vec::new()).collect();
+    for _ in 0..n_rounds {
+        for (i, &(side, route, path, expect)) in targets.iter().enumerate() {
+            let figures = status_reads(side, route, path, expect, concurrency, seconds).await?;
+            rounds[i].push(figures);
+        }
+    }
+    let reads: Vec<ReadFigures> = rounds
+        .into_iter()
+        .map(median_round)
+        .collect::<Result<_>>()?;
 
     // 3. Submit acknowledgement: the peer first (its tasks train meanwhile, as they would).
     let mut acks = vec![submits(&peer, "", body, warmup, n_submits).await?.0];
