@@ -212,7 +212,15 @@ fn fast_block(block: &[u8], roles: &[Role], n_features: usize) -> Option<Block> 
         let line_bytes = line.as_bytes();
         let mut start = 0;
         for (n, role) in roles.iter().enumerate() {
-            let stop = if n + 1 == roles.len() {
+            let last = n + 1 == roles.len();
+            if let Role::Feature(k) = *role
+                && let Some((value, used)) = number_then_delimiter(line_bytes.get(start..)?, last)
+            {
+                columns[k].push(value);
+                start += used + 1;
+                continue;
+            }
+            let stop = if last {
                 if memchr::memchr(b',', line_bytes.get(start..)?).is_some() {
                     return None; // more fields than the header
                 }
@@ -251,6 +259,22 @@ fn fast_block(block: &[u8], roles: &[Role], n_features: usize) -> Option<Block> 
         dictionary,
         codes,
     })
+}
+
+/// A number at the start of `rest` that ends exactly at a comma (or, for the `last` field, at
+/// the end of the line), and its length: parsing the number and finding the field's end in one
+/// pass. The number is the one `Float32Type::parse` gives for that field, as both are
+/// lexical-core's parser with its standard format over the same bytes. `None` when the field
+/// is anything else (empty, padded, not a number, followed by more text), which the caller
+/// then handles field by field.
+fn number_then_delimiter(rest: &[u8], last: bool) -> Option<(f32, usize)> {
+    let (value, used) = lexical_core::parse_partial::<f32>(rest).ok()?;
+    let at_end = if last {
+        used == rest.len()
+    } else {
+        rest.get(used) == Some(&b',')
+    };
+    (used > 0 && at_end).then_some((value, used))
 }
 
 enum BlockError {

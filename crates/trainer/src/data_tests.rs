@@ -219,6 +219,9 @@ fn fast_path_reads_plain_files_exactly_like_arrow() {
         "x,label\n0.10000000000000001,0\n3.4028235e38,1\n1e-46,0\n",
         "x,label\n-1.4125731070209966,0\n0.55575535119098973,1\n",
         "x,label\n 1.5 ,0\n2,1\n",
+        "x,label\n1 ,0\n2\t,1\n",
+        "label,x,y\n0,1.5,-2.5e-3\n1,1e10,7\n",
+        "label,x,y\n0,1.5,-2.5e-3\r\n1,1e10,7 \r\n",
         "x,label\n1,\u{e9}t\u{e9}\n2,\u{fc}n\u{ef}\n3,\u{e9}t\u{e9}\n",
     ];
     for text in plain {
@@ -247,6 +250,16 @@ fn fast_path_hands_everything_else_to_arrow() {
         "x,label\n1,0\n1e999,1\n",
         "x,label\n1,0\n0x10,1\n",
         "x,label\n1,0\n\u{e9}t\u{e9},1\n",
+        "x,label\n1,0\n1.5x,1\n",
+        "x,label\n1,0\n1e,1\n",
+        "x,label\n1,0\n1e5e,1\n",
+        "x,label\n1,0\n-,1\n",
+        "x,label\n1,0\n.,1\n",
+        "x,label\n1,0\n1 2,1\n",
+        "label,x\n0,1.5\n1,1.5x\n",
+        "label,x\n0,1.5\n1,NaN\n",
+        "label,x\n0,1.5\n1,\n",
+        "label,x\n0,1.5\n1,2,\n",
     ];
     for text in other {
         assert_same_as_arrow(text);
