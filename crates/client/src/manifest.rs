@@ -200,8 +200,12 @@ pub fn absolute_uri(uri: &str, cwd: &Path) -> String {
     if uri.contains("://") || Path::new(uri).is_absolute() {
         return uri.to_owned();
     }
-    let joined = cwd.join(uri);
-    let mut text = joined.to_string_lossy().into_owned();
+    // `./models/` and `models/` name the same place; say it without the `.`.
+    let relative: std::path::PathBuf = Path::new(uri)
+        .components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect();
+    let mut text = cwd.join(relative).to_string_lossy().into_owned();
     // A trailing slash says "prefix" to the trainer; keep it.
     if uri.ends_with('/') && !text.ends_with('/') {
         text.push('/');
@@ -371,7 +375,7 @@ mod tests {
     fn flags_make_a_run_with_absolute_paths() {
         let flags = RunFlags {
             data: "tests/data/breast_cancer_train.csv".into(),
-            out: "out/model/".into(),
+            out: "./out/model/".into(),
             label_column: Some("label".into()),
             max_iterations: Some(300),
             validation_fraction: Some(0.25),
