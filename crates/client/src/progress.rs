@@ -48,17 +48,7 @@ impl ProgressView {
     /// The bar's message: phase, loss and the trainer's estimate of the time left.
     pub fn bar_message(&self) -> String {
         let mut text = self.phase.clone();
-        if let Some(loss) = self.loss {
-            text.push_str(&format!("  loss {loss:.4}"));
-        }
-        if let Some(eta) = self.eta_seconds.filter(|_| self.phase == "Running") {
-            text.push_str(&format!("  ETA {}", format_seconds(eta)));
-        }
-        if self.total == 0
-            && let Some(message) = &self.message
-        {
-            text.push_str(&format!("  {message}"));
-        }
+        self.push_details(&mut text);
         text
     }
 
@@ -71,19 +61,24 @@ impl ProgressView {
                 self.iteration, self.total, self.percent
             ));
         }
+        self.push_details(&mut text);
+        text
+    }
+
+    /// Loss, the time left while Running, and the status message until there is progress
+    /// (then "Running: training" adds nothing).
+    fn push_details(&self, text: &mut String) {
         if let Some(loss) = self.loss {
             text.push_str(&format!("  loss {loss:.4}"));
         }
         if let Some(eta) = self.eta_seconds.filter(|_| self.phase == "Running") {
             text.push_str(&format!("  ETA {}", format_seconds(eta)));
         }
-        // Once there is progress, the message ("Running: training") adds nothing.
         if self.total == 0
             && let Some(message) = &self.message
         {
             text.push_str(&format!("  {message}"));
         }
-        text
     }
 }
 
