@@ -8,8 +8,8 @@ use k8s_openapi::api::batch::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, PodSecurityContext,
-    PodSpec, PodTemplateSpec, SeccompProfile, SecretKeySelector, SecurityContext, Volume,
-    VolumeMount,
+    PodSpec, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
@@ -35,6 +35,10 @@ pub struct JobSettings {
     pub storage_endpoint: Option<String>,
     /// S3 region passed to trainers when the run's storage names none.
     pub storage_region: Option<String>,
+    /// Requests (`cpu`, `memory`, ...) of a trainer whose run sets neither a request nor a
+    /// limit for that resource. Without any, trainer Pods are BestEffort: the scheduler would
+    /// start every queued run on the first node at once and the kubelet evicts them first.
+    pub default_requests: BTreeMap<String, Quantity>,
 }
 
 /// The Job's name: the run's name plus a hash of its UID, so one run always maps to the same
@@ -54,10 +58,42 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// Trainer threads for a run: its CPU limit (else request) rounded up, at least 1; `None`
-/// lets the trainer use every core it sees.
-pub fn trainer_threads(run: &TrainingRun) -> Option<u32> {
-    let resources = run.spec.resources.as_ref()?;
+/// The trainer container's resources: the run's own, plus the controller's default request
+/// for every resource the run sets neither a request nor a limit for (a limit alone already
+/// makes the API server default the request to it).
+pub fn trainer_resources(
+    run: &TrainingRun,
+    settings: &JobSettings,
+) -> Option<ResourceRequirements> {
+    let own = run.spec.resources.as_ref();
+    let sets = |name: &str| {
+        own.is_some_and(|r| {
+            [&r.requests, &r.limits]
+                .into_iter()
+                .any(|map| map.as_ref().is_some_and(|m| m.contains_key(name)))
+        })
+    };
+    let missing: Vec<(String, Quantity)> = settings
+        .default_requests
+        .iter()
+        .filter(|(name, _)| !sets(name))
+        .map(|(name, quantity)| (name.clone(), quantity.clone()))
+        .collect();
+    if missing.is_empty() {
+        return own.cloned();
+    }
+    let mut resources = own.cloned().unwrap_or_default();
+    resources
+        .requests
+        .get_or_insert_with(BTreeMap::new)
+        .extend(missing);
+    Some(resources)
+}
+
+/// Trainer threads for a container with `resources`: its CPU limit (else request) rounded up,
+/// at least 1; `None` lets the trainer use every core it sees.
+pub fn trainer_threads(resources: Option<&ResourceRequirements>) -> Option<u32> {
+    let resources = resources?;
     let cpu = resources
         .limits
         .as_ref()
@@ -151,7 +187,8 @@ fn pod_failure_policy() -> PodFailurePolicy {
 
 fn pod_spec(run: &TrainingRun, settings: &JobSettings) -> PodSpec {
     let spec = &run.spec;
-    let mut args = trainer_args(spec, trainer_threads(run));
+    let resources = trainer_resources(run, settings);
+    let mut args = trainer_args(spec, trainer_threads(resources.as_ref()));
     // The image's entrypoint may be anything; name the binary so the command is explicit.
     args.insert(0, "kubetrain".to_owned());
     PodSpec {
@@ -184,7 +221,7 @@ fn pod_spec(run: &TrainingRun, settings: &JobSettings) -> PodSpec {
             command: Some(vec![args.remove(0)]),
             args: Some(args),
             env: Some(trainer_env(run, settings)),
-            resources: spec.resources.clone(),
+            resources,
             security_context: Some(SecurityContext {
                 allow_privilege_escalation: Some(false),
                 read_only_root_filesystem: Some(true),

@@ -9,6 +9,10 @@ fn settings() -> JobSettings {
         trainer_image: "ghcr.io/kubetrain/kubetrain:0.1.0".to_owned(),
         storage_endpoint: Some("http://s3.storage:8333".to_owned()),
         storage_region: Some("us-east-1".to_owned()),
+        default_requests: BTreeMap::from([
+            ("cpu".to_owned(), Quantity("1".to_owned())),
+            ("memory".to_owned(), Quantity("256Mi".to_owned())),
+        ]),
     }
 }
 
@@ -102,6 +106,49 @@ fn job_mirrors_the_run() {
     assert_eq!(c.resources, run.spec.resources);
     let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
     assert_eq!(limits["nvidia.com/gpu"].0, "1");
+}
+
+#[test]
+fn default_requests_fill_only_what_the_run_leaves_open() {
+    let requests = |job: &Job| container(job).resources.clone().unwrap().requests.unwrap();
+    let args = |job: &Job| container(job).args.as_ref().unwrap().join(" ");
+
+    let bare = build_job(&run("churn", ""), &settings());
+    assert_eq!(requests(&bare)["cpu"].0, "1");
+    assert_eq!(requests(&bare)["memory"].0, "256Mi");
+    assert!(
+        container(&bare)
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .is_none()
+    );
+    assert!(args(&bare).contains("--threads 1"), "{}", args(&bare));
+
+    // A limit alone makes the API server default the request to it: no default added.
+    let limited = build_job(
+        &run(
+            "churn",
+            "resources: {limits: {memory: 2Gi}, requests: {cpu: '3'}}",
+        ),
+        &settings(),
+    );
+    assert_eq!(requests(&limited)["cpu"].0, "3");
+    assert!(!requests(&limited).contains_key("memory"));
+    assert!(args(&limited).contains("--threads 3"), "{}", args(&limited));
+
+    let none = JobSettings {
+        default_requests: BTreeMap::new(),
+        ..settings()
+    };
+    let best_effort = build_job(&run("churn", ""), &none);
+    assert_eq!(container(&best_effort).resources, None);
+    assert!(
+        !args(&best_effort).contains("--threads"),
+        "{}",
+        args(&best_effort)
+    );
 }
 
 #[test]

@@ -576,7 +576,8 @@ impl Inner {
     }
 
     fn spawn(&self, run: &TrainingRun) -> Result<Child, AttemptError> {
-        let threads = kubetrain_controller::job::trainer_threads(run).unwrap_or(self.threads);
+        let threads = kubetrain_controller::job::trainer_threads(run.spec.resources.as_ref())
+            .unwrap_or(self.threads);
         let mut command = Command::new(&self.config.trainer);
         command.args(trainer_args(&run.spec, Some(threads)));
         // Only the shared environment decides how the trainer runs: flags it would read from
