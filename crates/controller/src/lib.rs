@@ -17,6 +17,7 @@ pub mod runner;
 pub mod server;
 pub mod status;
 pub mod validate;
+pub mod written;
 
 #[cfg(test)]
 mod fixtures;

@@ -1,7 +1,7 @@
 //! The reconcile loop: read what exists -> validate (pure) -> build the Job (pure) -> apply ->
 //! decide the status (pure) -> write the status.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,12 +16,15 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use kubetrain_api::{Phase, TrainingRun, TrainingRunStatus};
 use serde_json::json;
+use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::metrics::Metrics;
+use crate::runner::strip_managed_fields;
 
 use crate::job::{JobSettings, RUN_LABEL, build_job, job_name};
 use crate::status::{Observed, decide};
+use crate::written::Written;
 use crate::{Error, rbac, validate};
 
 /// Field manager of everything the controller writes.
@@ -35,10 +38,11 @@ pub struct Context {
     jobs: Store<Job>,
     pods: Store<Pod>,
     metrics: Arc<Metrics>,
-    /// Namespaces whose trainer RBAC is known to exist.
-    provisioned: Mutex<HashSet<String>>,
-    /// Fingerprint of the status last written per run UID, until the cache shows it.
-    written: Mutex<HashMap<String, u64>>,
+    /// Per namespace: set once its trainer RBAC exists. Concurrent reconciles in a new
+    /// namespace wait for the first one's creates instead of repeating them.
+    provisioned: Mutex<HashMap<String, Arc<OnceCell<()>>>>,
+    /// The controller's own writes until the caches show them.
+    written: Written,
 }
 
 impl std::fmt::Debug for Context {
@@ -72,8 +76,8 @@ impl Context {
             jobs,
             pods,
             metrics,
-            provisioned: Mutex::new(HashSet::new()),
-            written: Mutex::new(HashMap::new()),
+            provisioned: Mutex::new(HashMap::new()),
+            written: Written::default(),
         }
     }
 }
@@ -97,6 +101,7 @@ pub fn error_policy(run: Arc<TrainingRun>, error: &Error, _: Arc<Context>) -> Ac
 }
 
 async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, Error> {
+    let run = ctx.written.run(run);
     let namespace = run.namespace().ok_or(Error::NotNamespaced)?;
     let name = run.name_any();
     let runs: Api<TrainingRun> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -114,10 +119,8 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
         .as_ref()
         .and_then(|s| s.phase)
         .is_some_and(Phase::is_terminal);
-    let mut job = ctx
-        .jobs
-        .get(&ObjectRef::new(&job_name(&run)).within(&namespace))
-        .map(|job| (*job).clone());
+    let job_ref = ObjectRef::new(&job_name(&run)).within(&namespace);
+    let mut job = ctx.written.job(&job_ref, ctx.jobs.get(&job_ref));
 
     // Apply: create the Job when the run should have one.
     if job.is_none() && invalid.is_none() && !terminal && !run.spec.cancel {
@@ -131,27 +134,31 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
             ..PostParams::default()
         };
         let created = match jobs.create(&params, &desired).await {
-            Ok(created) => created,
+            Ok(created) => {
+                ctx.written.job_created(&created);
+                if let Some(created_at) = &run.metadata.creation_timestamp {
+                    let latency = now.as_second().saturating_sub(created_at.0.as_second());
+                    Metrics::observe(
+                        &ctx.metrics.job_creation_latency,
+                        Duration::from_secs(latency.max(0).unsigned_abs()),
+                    );
+                }
+                publish(
+                    ctx,
+                    &run,
+                    EventType::Normal,
+                    "CreatedJob",
+                    format!("created Job {}", created.name_any()),
+                );
+                created
+            }
+            // Created before, by an earlier reconcile or another replica.
             Err(kube::Error::Api(status)) if status.code == 409 => jobs
                 .get(&job_name(&run))
                 .await
                 .map_err(Error::kube("read existing Job"))?,
             Err(error) => return Err(Error::kube("create Job")(error)),
         };
-        if let Some(created_at) = &run.metadata.creation_timestamp {
-            let latency = now.as_second().saturating_sub(created_at.0.as_second());
-            Metrics::observe(
-                &ctx.metrics.job_creation_latency,
-                Duration::from_secs(latency.max(0).unsigned_abs()),
-            );
-        }
-        publish(
-            ctx,
-            &run,
-            EventType::Normal,
-            "CreatedJob",
-            format!("created Job {}", created.name_any()),
-        );
         job = Some(created);
     } else if let Some(existing) = &job {
         let suspended = existing
@@ -212,37 +219,22 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
 
     // Write the status when it changed.
     let previous_phase = run.status.as_ref().and_then(|s| s.phase);
-    let current = controller_view(run.status.as_ref());
-    let uid = run.uid().unwrap_or_default();
-    let fingerprint = fingerprint(&decision.status);
-    // The runs cache may not show our last write yet; writing the same status again would
-    // only load the API server.
-    let already_written = ctx
-        .written
-        .lock()
-        .map(|written| written.get(&uid) == Some(&fingerprint))
-        .unwrap_or(false);
-    if current != decision.status && !already_written {
+    if controller_view(run.status.as_ref()) != decision.status {
         let patch = json!({
             "apiVersion": "kubetrain.dev/v1alpha1",
             "kind": "TrainingRun",
             "status": decision.status,
         });
-        runs.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::kube("write status"))?;
-        if let Ok(mut written) = ctx.written.lock() {
-            written.insert(uid, fingerprint);
-        }
-    } else if current == decision.status
-        && let Ok(mut written) = ctx.written.lock()
-    {
-        // The cache caught up: nothing to remember for this run any more.
-        written.remove(&uid);
+        let mut written = runs
+            .patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .map_err(Error::kube("write status"))?;
+        strip_managed_fields(&mut written);
+        ctx.written.status(&run, written);
     }
     if decision.status.phase != previous_phase
         && let Some(phase) = decision.status.phase
@@ -281,16 +273,6 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
         || Action::requeue(Duration::from_secs(300)),
         Action::requeue,
     ))
-}
-
-/// A cheap fingerprint of a status, to recognise one the controller already wrote.
-fn fingerprint(status: &TrainingRunStatus) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(status)
-        .unwrap_or_default()
-        .hash(&mut hasher);
-    hasher.finish()
 }
 
 /// The fields of `status` the controller owns, as [`decide`] produces them.
@@ -353,37 +335,33 @@ async fn expire(
 /// Create the trainer's ServiceAccount, Role and RoleBinding where missing. Existing ones
 /// are left as they are: an administrator (or a Helm chart) may own them.
 async fn ensure_trainer_rbac(ctx: &Context, namespace: &str) -> Result<(), Error> {
-    if ctx
-        .provisioned
-        .lock()
-        .map(|set| set.contains(namespace))
-        .unwrap_or(false)
-    {
-        return Ok(());
-    }
-    let client = &ctx.client;
-    create_if_missing(
-        Api::<ServiceAccount>::namespaced(client.clone(), namespace),
-        &rbac::service_account(namespace),
-        "create trainer ServiceAccount",
-    )
-    .await?;
-    create_if_missing(
-        Api::<Role>::namespaced(client.clone(), namespace),
-        &rbac::role(namespace),
-        "create trainer Role",
-    )
-    .await?;
-    create_if_missing(
-        Api::<RoleBinding>::namespaced(client.clone(), namespace),
-        &rbac::role_binding(namespace),
-        "create trainer RoleBinding",
-    )
-    .await?;
-    if let Ok(mut set) = ctx.provisioned.lock() {
-        set.insert(namespace.to_owned());
-    }
-    Ok(())
+    let once = match ctx.provisioned.lock() {
+        Ok(mut map) => map.entry(namespace.to_owned()).or_default().clone(),
+        Err(_) => Arc::default(),
+    };
+    once.get_or_try_init(|| async {
+        let client = &ctx.client;
+        create_if_missing(
+            Api::<ServiceAccount>::namespaced(client.clone(), namespace),
+            &rbac::service_account(namespace),
+            "create trainer ServiceAccount",
+        )
+        .await?;
+        create_if_missing(
+            Api::<Role>::namespaced(client.clone(), namespace),
+            &rbac::role(namespace),
+            "create trainer Role",
+        )
+        .await?;
+        create_if_missing(
+            Api::<RoleBinding>::namespaced(client.clone(), namespace),
+            &rbac::role_binding(namespace),
+            "create trainer RoleBinding",
+        )
+        .await
+    })
+    .await
+    .map(|_| ())
 }
 
 async fn create_if_missing<K>(api: Api<K>, object: &K, action: &'static str) -> Result<(), Error>

@@ -171,7 +171,7 @@ async fn reconcile_all(client: Client, options: Options, metrics: Arc<Metrics>, 
     tokio::join!(caches, reconciling);
 }
 
-fn strip_managed_fields<K: Resource>(object: &mut K) {
+pub(crate) fn strip_managed_fields<K: Resource>(object: &mut K) {
     let meta = object.meta_mut();
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {

@@ -27,6 +27,9 @@ use crate::token::ApiServer;
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // One TLS provider for the process, also when a shared build enables a second one
+    // (reqwest's aws-lc-rs next to kube's ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_ansi(false)
         .with_env_filter(
