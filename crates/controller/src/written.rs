@@ -15,15 +15,16 @@ use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use kubetrain_api::TrainingRun;
 
-/// A created Job the cache has not shown within this long is looked up in the cache only
-/// (it may have been deleted before its watch event arrived).
-const JOB_MEMORY: Duration = Duration::from_secs(60);
+/// A write the cache has not shown within this long is forgotten: the cache is the truth
+/// again (a created Job may have been deleted before its watch event arrived, a run may be
+/// gone and never be reconciled again).
+const MEMORY: Duration = Duration::from_secs(60);
 
 /// The controller's own writes, by object, until the caches show them.
 #[derive(Debug, Default)]
 pub struct Written {
-    /// Run UID -> (resourceVersion the status write was based on, the run it returned).
-    runs: Mutex<HashMap<String, (String, Arc<TrainingRun>)>>,
+    /// Run UID -> (when, resourceVersion the status write was based on, the run it returned).
+    runs: Mutex<HashMap<String, (Instant, String, Arc<TrainingRun>)>>,
     /// Jobs created, with when.
     jobs: Mutex<HashMap<ObjectRef<Job>, (Instant, Job)>>,
 }
@@ -36,7 +37,9 @@ impl Written {
             return cached;
         };
         match runs.get(&uid) {
-            Some((base, answer)) if cached.resource_version().as_ref() == Some(base) => {
+            Some((at, base, answer))
+                if cached.resource_version().as_ref() == Some(base) && at.elapsed() < MEMORY =>
+            {
                 answer.clone()
             }
             // The cache moved on (it shows the write, or something newer): trust it again.
@@ -53,11 +56,12 @@ impl Written {
         if let (Some(uid), Some(version), Ok(mut runs)) =
             (base.uid(), base.resource_version(), self.runs.lock())
         {
-            runs.insert(uid, (version, Arc::new(answer)));
+            runs.retain(|_, (at, _, _)| at.elapsed() < MEMORY);
+            runs.insert(uid, (Instant::now(), version, Arc::new(answer)));
         }
     }
 
-    /// The Job at `key`: the cached one, else one created within [`JOB_MEMORY`].
+    /// The Job at `key`: the cached one, else one created within [`MEMORY`].
     pub fn job(&self, key: &ObjectRef<Job>, cached: Option<Arc<Job>>) -> Option<Job> {
         let Ok(mut jobs) = self.jobs.lock() else {
             return cached.map(|job| (*job).clone());
@@ -68,7 +72,7 @@ impl Written {
                 Some((*job).clone())
             }
             None => match jobs.get(key) {
-                Some((at, job)) if at.elapsed() < JOB_MEMORY => Some(job.clone()),
+                Some((at, job)) if at.elapsed() < MEMORY => Some(job.clone()),
                 Some(_) => {
                     jobs.remove(key);
                     None
@@ -81,6 +85,7 @@ impl Written {
     /// The controller created `job`.
     pub fn job_created(&self, job: &Job) {
         if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.retain(|_, (at, _)| at.elapsed() < MEMORY);
             jobs.insert(ObjectRef::from_obj(job), (Instant::now(), job.clone()));
         }
     }

@@ -40,7 +40,7 @@ pub struct ControllerArgs {
     #[arg(long, env = "KUBETRAIN_DEFAULT_MEMORY_REQUEST", default_value = "256Mi", value_parser = quantity)]
     default_memory_request: String,
     /// Runs reconciled at once.
-    #[arg(long, env = "KUBETRAIN_CONCURRENCY", default_value_t = 64)]
+    #[arg(long, env = "KUBETRAIN_CONCURRENCY", default_value_t = 32)]
     concurrency: u16,
 }
 
