@@ -11,6 +11,8 @@ pub const ENV_RUN_NAMESPACE: &str = "KUBETRAIN_RUN_NAMESPACE";
 /// Prefix of every variable the trainer reads its flags from (`KUBETRAIN_DATA`, ...). Whoever
 /// starts a trainer outside a container removes inherited ones, so only [`trainer_env`] counts.
 pub const ENV_PREFIX: &str = "KUBETRAIN_";
+/// Directory where `kubetrain train` keeps parsed datasets between runs (`--dataset-cache`).
+pub const ENV_DATASET_CACHE: &str = "KUBETRAIN_DATASET_CACHE";
 
 /// Storage settings of whoever starts the trainer, used when the run's `spec.storage` names
 /// none (the controller's flags, or `kubetrain local`'s).

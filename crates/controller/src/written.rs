@@ -20,11 +20,19 @@ use kubetrain_api::TrainingRun;
 /// gone and never be reconciled again).
 const MEMORY: Duration = Duration::from_secs(60);
 
+/// One status write: when, the resourceVersion it was based on, and the run it returned.
+#[derive(Debug)]
+struct StatusWrite {
+    at: Instant,
+    base: String,
+    answer: Arc<TrainingRun>,
+}
+
 /// The controller's own writes, by object, until the caches show them.
 #[derive(Debug, Default)]
 pub struct Written {
-    /// Run UID -> (when, resourceVersion the status write was based on, the run it returned).
-    runs: Mutex<HashMap<String, (Instant, String, Arc<TrainingRun>)>>,
+    /// Status writes by run UID.
+    runs: Mutex<HashMap<String, StatusWrite>>,
     /// Jobs created, with when.
     jobs: Mutex<HashMap<ObjectRef<Job>, (Instant, Job)>>,
 }
@@ -37,10 +45,11 @@ impl Written {
             return cached;
         };
         match runs.get(&uid) {
-            Some((at, base, answer))
-                if cached.resource_version().as_ref() == Some(base) && at.elapsed() < MEMORY =>
+            Some(write)
+                if cached.resource_version().as_ref() == Some(&write.base)
+                    && write.at.elapsed() < MEMORY =>
             {
-                answer.clone()
+                write.answer.clone()
             }
             // The cache moved on (it shows the write, or something newer): trust it again.
             Some(_) => {
@@ -56,8 +65,13 @@ impl Written {
         if let (Some(uid), Some(version), Ok(mut runs)) =
             (base.uid(), base.resource_version(), self.runs.lock())
         {
-            runs.retain(|_, (at, _, _)| at.elapsed() < MEMORY);
-            runs.insert(uid, (Instant::now(), version, Arc::new(answer)));
+            runs.retain(|_, write| write.at.elapsed() < MEMORY);
+            let write = StatusWrite {
+                at: Instant::now(),
+                base: version,
+                answer: Arc::new(answer),
+            };
+            runs.insert(uid, write);
         }
     }
 

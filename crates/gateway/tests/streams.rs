@@ -153,6 +153,7 @@ fn train_three_classes() -> Trained {
             tolerance: 1e-4,
         },
         threads: Some(1),
+        dataset_cache: None,
     };
     let summary =
         kubetrain_trainer::train(&config, &kubetrain_trainer::progress::NoProgress).unwrap();

@@ -121,6 +121,8 @@ fn quantity(text: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::quantity;
 
     #[test]

@@ -49,6 +49,10 @@ pub struct LocalArgs {
     /// S3 region for trainers whose run names none.
     #[arg(long, env = "AWS_REGION", value_name = "REGION")]
     storage_region: Option<String>,
+    /// Parse every run's data again instead of keeping parsed datasets in
+    /// <data-dir>/cache/datasets (at most 1 GiB) for later runs on the same, unchanged data.
+    #[arg(long, env = "KUBETRAIN_LOCAL_NO_DATASET_CACHE")]
+    no_dataset_cache: bool,
     /// The kubetrain binary trainers run as; default: this one.
     #[arg(
         long,
@@ -129,6 +133,9 @@ async fn serve(args: LocalArgs) -> Result<()> {
     }
     if let Some(trainer) = args.trainer {
         config.trainer = trainer;
+    }
+    if args.no_dataset_cache {
+        config.dataset_cache = None;
     }
     config.storage = StorageEnv {
         endpoint: args.storage_endpoint,

@@ -89,6 +89,10 @@ pub struct TrainArgs {
     /// Progress reports: text (stderr), json (JSON lines on stdout) or none.
     #[arg(long, env = "KUBETRAIN_PROGRESS", value_enum, default_value_t = ProgressArg::Text)]
     progress: ProgressArg,
+    /// Keep parsed datasets in this directory (at most 1 GiB, least recently used dropped
+    /// first), so later runs on the same, unchanged object skip reading and parsing it.
+    #[arg(long, env = "KUBETRAIN_DATASET_CACHE", value_name = "DIR")]
+    dataset_cache: Option<std::path::PathBuf>,
 }
 
 /// Predict every row of a CSV file with a trained model; CSV to stdout.
@@ -189,6 +193,7 @@ fn train_config(args: &TrainArgs) -> Result<TrainConfig, TrainError> {
             tolerance: args.tolerance,
         },
         threads: args.threads,
+        dataset_cache: args.dataset_cache.clone(),
     })
 }
 

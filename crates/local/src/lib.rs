@@ -58,13 +58,19 @@ pub struct Config {
     pub progress_interval: Duration,
     /// Wait before the first retry of a failed attempt; doubles per retry, at most 30 s.
     pub retry_backoff: Duration,
+    /// Where trainers keep parsed datasets between runs (`kubetrain train --dataset-cache`);
+    /// `None` parses the data for every run.
+    pub dataset_cache: Option<PathBuf>,
 }
 
 impl Config {
-    /// Defaults: one worker per core, this very binary as the trainer.
+    /// Defaults: one worker per core, this very binary as the trainer, parsed datasets kept in
+    /// `<data_dir>/cache/datasets`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Result<Self, LocalError> {
+        let data_dir: PathBuf = data_dir.into();
         Ok(Self {
-            data_dir: data_dir.into(),
+            dataset_cache: Some(data_dir.join("cache").join("datasets")),
+            data_dir,
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             trainer: std::env::current_exe().map_err(|e| LocalError::Trainer(e.to_string()))?,
             storage: StorageEnv::default(),

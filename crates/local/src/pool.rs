@@ -12,7 +12,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use k8s_openapi::jiff::Timestamp;
-use kubetrain_api::invocation::{ENV_PREFIX, EnvValue, StatusReport, trainer_args, trainer_env};
+use kubetrain_api::invocation::{
+    ENV_DATASET_CACHE, ENV_PREFIX, EnvValue, StatusReport, trainer_args, trainer_env,
+};
 use kubetrain_api::{Phase, TrainerError, TrainingRun, exit_code};
 use kubetrain_controller::reporter;
 use kubetrain_gateway::BackendError;
@@ -597,6 +599,9 @@ impl Inner {
                 // `kubetrain local`'s own environment (AWS_ACCESS_KEY_ID, ...).
                 EnvValue::SecretKey { .. } => {}
             }
+        }
+        if let Some(dir) = &self.config.dataset_cache {
+            command.env(ENV_DATASET_CACHE, dir);
         }
         command
             .stdin(Stdio::null())

@@ -6,6 +6,7 @@
 //! through [`TrainError`], whose [`ErrorClass`] maps to the exit codes in
 //! `kubetrain_api::exit_code`.
 
+pub mod cache;
 pub mod data;
 pub mod error;
 pub mod labels;

@@ -21,7 +21,8 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    BackoffConfig, ClientConfigKey, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload,
+    RetryConfig,
 };
 
 use crate::error::TrainError;
@@ -136,11 +137,34 @@ impl Location {
     /// [`TrainError::NotFound`] / [`TrainError::AccessDenied`] (bad input) or
     /// [`TrainError::Read`] (transient).
     pub async fn read(&self) -> Result<Bytes, TrainError> {
+        Ok(self.read_with_meta().await?.0)
+    }
+
+    /// Read the whole object, with what the store says about it (size, modification time,
+    /// ETag) when it was read.
+    ///
+    /// # Errors
+    /// As [`Location::read`].
+    pub async fn read_with_meta(&self) -> Result<(Bytes, ObjectMeta), TrainError> {
         let result = match self.store.get(&self.path).await {
-            Ok(result) => result.bytes().await,
+            Ok(result) => {
+                let meta = result.meta.clone();
+                result.bytes().await.map(|bytes| (bytes, meta))
+            }
             Err(e) => Err(e),
         };
         result.map_err(|e| self.classify(e, |uri, source| TrainError::Read { uri, source }))
+    }
+
+    /// What the store says about the object, without reading it.
+    ///
+    /// # Errors
+    /// As [`Location::read`].
+    pub async fn head(&self) -> Result<ObjectMeta, TrainError> {
+        self.store
+            .head(&self.path)
+            .await
+            .map_err(|e| self.classify(e, |uri, source| TrainError::Read { uri, source }))
     }
 
     /// Write the whole object (atomically on both stores: S3 PUT, local temp file + rename).

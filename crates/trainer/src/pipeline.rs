@@ -18,6 +18,7 @@ use linfa::DatasetBase;
 use ndarray::{Array2, ArrayView1};
 use sha2::{Digest, Sha256};
 
+use crate::cache::{self, DatasetCache};
 use crate::data::{ColumnSelection, Table, parse_csv};
 use crate::error::TrainError;
 use crate::labels::ClassSet;
@@ -56,35 +57,43 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
     };
     let pool = build_pool(config.threads)?;
 
-    let clock = Instant::now();
-    let (bytes, validation_bytes) = block_on(async {
-        let bytes = data.read().await?;
-        let validation_bytes = match &validation {
-            Some(location) => Some(location.read().await?),
-            None => None,
-        };
-        Ok((bytes, validation_bytes))
-    })?;
-    let read = clock.elapsed();
-
-    let clock = Instant::now();
+    let cache = match &config.dataset_cache {
+        Some(dir) => Some(DatasetCache::open(dir, cache::DEFAULT_BUDGET).map_err(|e| {
+            TrainError::InvalidParameter {
+                field: "--dataset-cache",
+                message: format!("cannot use {}: {e}", dir.display()),
+            }
+        })?),
+        None => None,
+    };
+    let (mut read, mut parse) = (Duration::ZERO, Duration::ZERO);
+    let mut input = |uri: &str, location: &Location, selection: &ColumnSelection| {
+        dataset(
+            &pool,
+            uri,
+            location,
+            selection,
+            cache.as_ref(),
+            &mut read,
+            &mut parse,
+        )
+    };
     let selection = ColumnSelection {
         label: Some(config.label_column.clone()),
         label_required: true,
         features: config.feature_columns.clone(),
     };
-    let (table, fingerprint) = load(&pool, &config.data, &bytes, &selection)?;
-    let validation_input = match (&validation, &validation_bytes) {
-        (Some(location), Some(bytes)) => {
+    let (table, fingerprint) = input(&config.data, &data, &selection)?;
+    let validation_input = match &validation {
+        Some(location) => {
             let selection = ColumnSelection {
                 features: Some(table.feature_names.clone()),
                 ..selection.clone()
             };
-            Some(load(&pool, location.uri(), bytes, &selection)?)
+            Some(input(location.uri(), location, &selection)?)
         }
-        _ => None,
+        None => None,
     };
-    let parse = clock.elapsed();
     let validation_fingerprint = validation_input.as_ref().map(|(_, f)| f.clone());
 
     let raw = labels_of(&table)?;
@@ -286,6 +295,42 @@ fn build_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, TrainError> {
         .thread_name(|i| format!("kubetrain-{i}"))
         .build()
         .map_err(|e| TrainError::Internal(format!("cannot start worker threads: {e}")))
+}
+
+/// One input file as a table: loaded from the dataset cache when it holds this object, else
+/// read, parsed and hashed (and then kept in the cache). Adds the time spent to `read` and
+/// `parse`.
+fn dataset(
+    pool: &rayon::ThreadPool,
+    uri: &str,
+    location: &Location,
+    selection: &ColumnSelection,
+    cache: Option<&DatasetCache>,
+    read: &mut Duration,
+    parse: &mut Duration,
+) -> Result<(Table, Fingerprint), TrainError> {
+    let clock = Instant::now();
+    if let Some(cache) = cache {
+        let meta = block_on(location.head())?;
+        if let Some(hit) = cache.load(&DatasetCache::key(uri, &meta, selection)) {
+            *read += clock.elapsed();
+            tracing::info!(uri, "dataset loaded from the dataset cache");
+            return Ok(hit);
+        }
+    }
+    let (bytes, meta) = block_on(location.read_with_meta())?;
+    *read += clock.elapsed();
+    let clock = Instant::now();
+    let loaded = load(pool, uri, &bytes, selection)?;
+    *parse += clock.elapsed();
+    if let Some(cache) = cache {
+        // Keyed by the object as it was read (it may have changed since the head).
+        let key = DatasetCache::key(uri, &meta, selection);
+        if let Err(error) = cache.store(&key, &loaded.0, &loaded.1) {
+            tracing::warn!(uri, %error, "could not keep the dataset in the dataset cache");
+        }
+    }
+    Ok(loaded)
 }
 
 /// Parse and hash one file at once (the hash runs beside the parser).

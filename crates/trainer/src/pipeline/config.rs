@@ -40,6 +40,9 @@ pub struct TrainConfig {
     pub params: FitParams,
     /// Worker threads; `None` = one per core (or `RAYON_NUM_THREADS`).
     pub threads: Option<usize>,
+    /// Directory of parsed datasets kept between runs (see [`crate::cache`]); `None` reads
+    /// and parses the data every time.
+    pub dataset_cache: Option<std::path::PathBuf>,
 }
 
 impl TrainConfig {

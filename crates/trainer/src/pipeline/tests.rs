@@ -27,6 +27,7 @@ fn config(data: &str, out: &Path) -> TrainConfig {
             tolerance: 1e-4,
         },
         threads: Some(2),
+        dataset_cache: None,
     }
 }
 
@@ -312,4 +313,49 @@ fn predict_rejects_a_file_that_is_not_a_model() {
         error.to_string().contains("not a usable kubetrain model"),
         "{error}"
     );
+}
+
+#[test]
+fn the_dataset_cache_gives_the_same_model_and_follows_changes_to_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("train.csv");
+    std::fs::copy(dataset("breast_cancer_train.csv"), &data).unwrap();
+    let data = data.to_str().unwrap().to_owned();
+    let cache = dir.path().join("cache");
+    let run = |name: &str, cached: bool| {
+        let out = dir.path().join(name);
+        let mut config = config(&data, &out);
+        config.dataset_cache = cached.then(|| cache.clone());
+        let summary = train(&config, &NoProgress).unwrap();
+        (summary, std::fs::read(out.join("model.json")).unwrap())
+    };
+    let entries = || std::fs::read_dir(&cache).map_or(0, |d| d.count());
+
+    let (plain, plain_model) = run("plain", false);
+    assert_eq!(entries(), 0);
+    let (first, first_model) = run("first", true);
+    assert_eq!(entries(), 1, "the first run keeps the parsed data");
+    let (second, second_model) = run("second", true);
+    assert_eq!(entries(), 1, "the second run finds it");
+    for (summary, model) in [(&first, &first_model), (&second, &second_model)] {
+        assert_eq!(summary.dataset, plain.dataset);
+        assert_eq!(model, &plain_model, "bit-identical model");
+    }
+
+    // A changed file is a new object: read and parsed again, never the old entry.
+    let mut text = std::fs::read_to_string(&data).unwrap();
+    let last_row = text.lines().last().unwrap().to_owned();
+    text.push_str(&last_row);
+    text.push('\n');
+    std::fs::write(&data, text).unwrap();
+    let (changed, _) = run("changed", true);
+    assert_eq!(
+        changed.dataset.fingerprint.rows,
+        plain.dataset.fingerprint.rows + 1
+    );
+    assert_ne!(
+        changed.dataset.fingerprint.sha256,
+        plain.dataset.fingerprint.sha256
+    );
+    assert_eq!(entries(), 2);
 }
