@@ -20,8 +20,12 @@
 #   - peer "ref": `POST /train/` with {"dataset": "synthetic", ...}: the worker generates the
 #     same data in memory (the peer's own bench.py variant, its fastest path);
 #   - peer "csv": `POST /train/` with the same CSV path (pandas.read_csv in the worker).
+#   - kubetrain-nocache: a second `kubetrain local --no-dataset-cache`, the same runs, each
+#     trainer reading, hashing and parsing the CSV itself. The first contender keeps parsed
+#     datasets in <data-dir>/cache/datasets (its default), filled by the warm-up job, so its
+#     rounds show a sweep on data trained on before.
 # It prints wall time from the first submit until all jobs are complete, for each, and the
-# ratio kubetrain / fastest peer variant (target <= 0.5). Everything it started is stopped by
+# ratio of each kubetrain contender to the fastest peer variant (target <= 0.5). Everything it started is stopped by
 # PID on exit (the peer through its own stop.sh, which stops exactly its pidfiles).
 set -euo pipefail
 
@@ -49,12 +53,15 @@ kubetrain=$root/target/release/kubetrain
 
 work=$(mktemp -d /tmp/kubetrain-bench-local.XXXXXX)
 kt_pid=""
+kt2_pid=""
 cleanup() {
-    if [ -n "$kt_pid" ] && kill -0 "$kt_pid" 2>/dev/null; then
-        kill -TERM "$kt_pid" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$kt_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$kt_pid" 2>/dev/null || true
-    fi
+    for pid in $kt_pid $kt2_pid; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
     if [ -x "$work/peer/stop.sh" ]; then "$work/peer/stop.sh" >/dev/null 2>&1 || true; fi
     rm -rf "$work"
 }
@@ -78,19 +85,27 @@ header = ",".join([f"f{i}" for i in range(X.shape[1])] + ["label"])
 np.savetxt(sys.argv[1], np.column_stack([X, y]), delimiter=",", header=header, comments="",
            fmt=["%.17g"] * X.shape[1] + ["%d"])
 PY
+kt2_port=$((kt_port + 1))
 RUST_LOG=warn "$kubetrain" local --listen "127.0.0.1:$kt_port" --data-dir "$work/kt" --workers 2 \
     >"$work/kubetrain-local.log" 2>&1 </dev/null &
 kt_pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$kt_port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$kt_port/readyz" >/dev/null || { echo "kubetrain local not ready; see log:" >&2; cat "$work/kubetrain-local.log" >&2; exit 1; }
+RUST_LOG=warn "$kubetrain" local --listen "127.0.0.1:$kt2_port" --data-dir "$work/kt2" --workers 2 \
+    --no-dataset-cache >"$work/kubetrain-local-nocache.log" 2>&1 </dev/null &
+kt2_pid=$!
+for port in "$kt_port" "$kt2_port"; do
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { echo "kubetrain local on $port not ready; see logs:" >&2; cat "$work"/kubetrain-local*.log >&2; exit 1; }
+done
 
-"$venv/bin/python" - "http://127.0.0.1:$kt_port" "http://127.0.0.1:8090" "$csv" "$work/kt/storage/models" \
+"$venv/bin/python" - "http://127.0.0.1:$kt_port,http://127.0.0.1:$kt2_port" "http://127.0.0.1:8090" "$csv" "$work/kt/storage/models" \
     "$jobs" "$rounds" "$poll" <<'PY'
 import json, os, statistics, sys, time
 from concurrent.futures import ThreadPoolExecutor
 import requests
 
-kt, peer, csv, models, jobs, rounds, poll = sys.argv[1:]
+kt_urls, peer, csv, models, jobs, rounds, poll = sys.argv[1:]
+kt_cached, kt_nocache = kt_urls.split(",")
+kt_side = {"kubetrain": kt_cached, "kubetrain-nocache": kt_nocache}
 jobs, rounds, poll = int(jobs), int(rounds), float(poll)
 
 def kt_body(i, r):
@@ -104,7 +119,7 @@ def kt_body(i, r):
         },
     }
 
-def kt_submit(arg):
+def kt_submit(kt, arg):
     i, r = arg
     resp = requests.post(f"{kt}/v1/namespaces/default/trainingruns", json=kt_body(i, r), timeout=60)
     resp.raise_for_status()
@@ -145,13 +160,13 @@ def wait_all(url, ids, done_word, fail_word):
 def round_of(name, r):
     t0 = time.perf_counter()
     with ThreadPoolExecutor(jobs) as ex:
-        if name == "kubetrain":
-            ids = list(ex.map(kt_submit, [(i, r) for i in range(jobs)]))
+        if name in kt_side:
+            ids = list(ex.map(lambda arg: kt_submit(kt_side[name], arg), [(i, r) for i in range(jobs)]))
         else:
             ids = list(ex.map(peer_submit(peer_ref if name == "peer-ref" else peer_csv), range(jobs)))
     submitted = time.perf_counter() - t0
-    if name == "kubetrain":
-        res = wait_all(kt, ids, "complete", "failure")
+    if name in kt_side:
+        res = wait_all(kt_side[name], ids, "complete", "failure")
         acc = sorted({round(j["result"]["accuracy"], 4) for j in res.values()})
     else:
         res = wait_all(peer, ids, "SUCCESS", "failure")
@@ -159,11 +174,12 @@ def round_of(name, r):
     return time.perf_counter() - t0, submitted, acc
 
 # Warm-up (not timed): one job each, so imports and page cache are hot on both sides.
-wait_all(kt, [kt_submit((0, "warm"))], "complete", "failure")
+for kt in kt_side.values():
+    wait_all(kt, [kt_submit(kt, (0, "warm"))], "complete", "failure")
 wait_all(peer, [peer_submit(peer_ref)(0)], "SUCCESS", "failure")
 wait_all(peer, [peer_submit(peer_csv)(0)], "SUCCESS", "failure")
 
-contenders = ["kubetrain", "peer-ref", "peer-csv"]
+contenders = ["kubetrain", "kubetrain-nocache", "peer-ref", "peer-csv"]
 times = {c: [] for c in contenders}
 info = {}
 for r in range(rounds):
@@ -175,13 +191,14 @@ for r in range(rounds):
 
 print(f"\n{jobs} logistic regression jobs on 20,000 x 20 (make_classification, random_state=0), "
       f"2 workers each side, {rounds} interleaved rounds, status polled every {poll}s, {os.cpu_count()} cores")
-print(f"{'contender':<12} {'median s':>9} {'min s':>7} {'max s':>7}  all rounds / accuracy")
+print(f"{'contender':<18} {'median s':>9} {'min s':>7} {'max s':>7}  all rounds / accuracy")
 med = {}
 for c in contenders:
     xs = times[c]
     med[c] = statistics.median(xs)
-    print(f"{c:<12} {med[c]:>9.3f} {min(xs):>7.3f} {max(xs):>7.3f}  "
+    print(f"{c:<18} {med[c]:>9.3f} {min(xs):>7.3f} {max(xs):>7.3f}  "
           f"{' '.join(f'{x:.3f}' for x in xs)} / {info[c]['accuracies']}")
 best_peer = min(med["peer-ref"], med["peer-csv"])
-print(f"ratio kubetrain / fastest peer variant: {med['kubetrain'] / best_peer:.2f}x (target <= 0.5x)")
+for c in kt_side:
+    print(f"ratio {c} / fastest peer variant: {med[c] / best_peer:.2f}x (target <= 0.5x)")
 PY
