@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sha2::Digest;
 
 const KUBETRAIN: &str = env!("CARGO_BIN_EXE_kubetrain");
 
@@ -470,9 +471,30 @@ async fn never_more_trainers_than_workers() {
             .create(run(name, &data("breast_cancer_train.csv"), &out, json!({})))
             .await;
     }
+    let mut digests = Vec::new();
     for name in &names {
-        server.wait_phase(name, "Succeeded", 120).await;
+        let run = server.wait_phase(name, "Succeeded", 120).await;
+        digests.push(
+            run["status"]["dataset"]["sha256"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
+    // Every run trained on the same file: one parsed copy in the dataset cache, and every
+    // run reports the digest of the file's bytes, also those that loaded the cached copy.
+    let bytes = std::fs::read(data("breast_cancer_train.csv")).unwrap();
+    let digest = hex::encode(sha2::Sha256::digest(&bytes));
+    assert!(
+        digests.iter().all(|d| *d == digest),
+        "{digests:?} vs {digest}"
+    );
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("state/cache/datasets"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".ktds"))
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
     // Replay the wrapper's log: at no instant were more than 2 trainers alive.
     let text = std::fs::read_to_string(&log).unwrap();
     let mut events: Vec<(u128, i32)> = text
