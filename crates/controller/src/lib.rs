@@ -7,6 +7,7 @@
 
 pub mod conditions;
 pub mod job;
+pub mod job_view;
 pub mod leader;
 pub mod metrics;
 pub mod pods;

@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::runner::strip_managed_fields;
 
 use crate::job::{JobSettings, RUN_LABEL, build_job, job_name};
+use crate::job_view::JobView;
 use crate::status::{Observed, decide};
 use crate::written::Written;
 use crate::{Error, rbac, validate};
@@ -35,7 +36,7 @@ pub struct Context {
     client: Client,
     settings: JobSettings,
     recorder: Recorder,
-    jobs: Store<Job>,
+    jobs: Store<JobView>,
     pods: Store<Pod>,
     metrics: Arc<Metrics>,
     /// Per namespace: set once its trainer RBAC exists. Concurrent reconciles in a new
@@ -58,7 +59,7 @@ impl Context {
     pub fn new(
         client: Client,
         settings: JobSettings,
-        jobs: Store<Job>,
+        jobs: Store<JobView>,
         pods: Store<Pod>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -119,8 +120,14 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
         .as_ref()
         .and_then(|s| s.phase)
         .is_some_and(Phase::is_terminal);
-    let job_ref = ObjectRef::new(&job_name(&run)).within(&namespace);
-    let mut job = ctx.written.job(&job_ref, ctx.jobs.get(&job_ref));
+    let job_name = job_name(&run);
+    let cached = ctx
+        .jobs
+        .get(&ObjectRef::<JobView>::new(&job_name).within(&namespace))
+        .map(|view| view.to_job());
+    let mut job = ctx
+        .written
+        .job(&ObjectRef::new(&job_name).within(&namespace), cached);
 
     // Apply: create the Job when the run should have one.
     if job.is_none() && invalid.is_none() && !terminal && !run.spec.cancel {
@@ -154,7 +161,7 @@ async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, E
             }
             // Created before, by an earlier reconcile or another replica.
             Err(kube::Error::Api(status)) if status.code == 409 => jobs
-                .get(&job_name(&run))
+                .get(&job_name)
                 .await
                 .map_err(Error::kube("read existing Job"))?,
             Err(error) => return Err(Error::kube("create Job")(error)),

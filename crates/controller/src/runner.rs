@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -16,6 +15,7 @@ use prometheus_client::registry::Registry;
 use tracing::{info, warn};
 
 use crate::job::{JobSettings, RUN_LABEL};
+use crate::job_view::JobView;
 use crate::leader::{self, LeaderError};
 use crate::metrics::Metrics;
 use crate::reconcile::{Context, error_policy, reconcile};
@@ -107,17 +107,10 @@ async fn reconcile_all(client: Client, options: Options, metrics: Arc<Metrics>, 
     .modify(|run: &mut TrainingRun| strip_managed_fields(run))
     .reflect(runs_writer)
     .touched_objects();
-    let (jobs, jobs_writer) = reflector::store::<Job>();
-    let job_events = watcher(Api::<Job>::all(client.clone()), labelled.clone())
+    let (jobs, jobs_writer) = reflector::store::<JobView>();
+    let job_events = watcher(Api::<JobView>::all(client.clone()), labelled.clone())
         .default_backoff()
-        .modify(|job: &mut Job| {
-            strip_managed_fields(job);
-            // Reconcile reads a Job's suspend flag and status, never its Pod template: the
-            // largest part of a cached Job, and the controller holds one per run.
-            if let Some(spec) = job.spec.as_mut() {
-                spec.template = Default::default();
-            }
-        })
+        .modify(|job: &mut JobView| strip_managed_fields(job))
         .reflect(jobs_writer)
         .touched_objects();
     let (pods, pods_writer) = reflector::store::<Pod>();

@@ -76,14 +76,14 @@ impl Written {
     }
 
     /// The Job at `key`: the cached one, else one created within [`MEMORY`].
-    pub fn job(&self, key: &ObjectRef<Job>, cached: Option<Arc<Job>>) -> Option<Job> {
+    pub fn job(&self, key: &ObjectRef<Job>, cached: Option<Job>) -> Option<Job> {
         let Ok(mut jobs) = self.jobs.lock() else {
-            return cached.map(|job| (*job).clone());
+            return cached;
         };
         match cached {
             Some(job) => {
                 jobs.remove(key);
-                Some((*job).clone())
+                Some(job)
             }
             None => match jobs.get(key) {
                 Some((at, job)) if at.elapsed() < MEMORY => Some(job.clone()),
@@ -153,7 +153,7 @@ mod tests {
         written.job_created(&job);
         assert_eq!(written.job(&key, None).unwrap().name_any(), "churn-1");
         // Once the cache has it, the cache is the truth (also after it is deleted).
-        assert!(written.job(&key, Some(Arc::new(job))).is_some());
+        assert!(written.job(&key, Some(job)).is_some());
         assert!(written.job(&key, None).is_none());
     }
 }
