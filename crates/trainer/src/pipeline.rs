@@ -57,15 +57,14 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
     };
     let pool = build_pool(config.threads)?;
 
-    let cache = match &config.dataset_cache {
-        Some(dir) => Some(DatasetCache::open(dir, cache::DEFAULT_BUDGET).map_err(|e| {
-            TrainError::InvalidParameter {
-                field: "--dataset-cache",
-                message: format!("cannot use {}: {e}", dir.display()),
-            }
-        })?),
-        None => None,
-    };
+    // The cache only saves work: a directory that cannot be used means training without it.
+    let cache = config.dataset_cache.as_ref().and_then(|dir| {
+        DatasetCache::open(dir, cache::DEFAULT_BUDGET)
+            .map_err(|error| {
+                tracing::warn!(dir = %dir.display(), %error, "dataset cache unusable; reading the data without it");
+            })
+            .ok()
+    });
     let (mut read, mut parse) = (Duration::ZERO, Duration::ZERO);
     let mut input = |uri: &str, location: &Location, selection: &ColumnSelection| {
         dataset(

@@ -359,3 +359,16 @@ fn the_dataset_cache_gives_the_same_model_and_follows_changes_to_the_data() {
     );
     assert_eq!(entries(), 2);
 }
+
+#[test]
+fn an_unusable_dataset_cache_only_costs_the_speed_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the cache directory should be: it cannot be created.
+    let blocked = dir.path().join("cache");
+    std::fs::write(&blocked, b"not a directory").unwrap();
+    let out = dir.path().join("run");
+    let mut config = config(&dataset("breast_cancer_train.csv"), &out);
+    config.dataset_cache = Some(blocked.join("datasets"));
+    let summary = train(&config, &NoProgress).unwrap();
+    assert_eq!(summary.dataset.fingerprint.rows, 455);
+}
