@@ -60,8 +60,7 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { # url what
-  local i
-  for i in $(seq 300); do
+  for _ in $(seq 300); do
     curl -sf -o /dev/null "$1" && return 0
     sleep 0.1
   done
@@ -122,6 +121,7 @@ gw_port=$(free_port)
 "$KUBETRAIN_BIN" gateway --auth none --listen "127.0.0.1:$gw_port" "${gateway_flags[@]}" \
   2>"$work/gateway.log" &
 pids+=($!)
+export BENCH_GATEWAY_PID=$!
 wait_http "http://127.0.0.1:$gw_port/readyz" "kubetrain gateway (--auth none; log $work/gateway.log)"
 export BENCH_KUBETRAIN=http://127.0.0.1:$gw_port
 

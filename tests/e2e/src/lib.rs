@@ -377,6 +377,61 @@ where
     }
 }
 
+/// CPU seconds (user + system) used so far by each component of the test environment and
+/// by `others` (name, PID), from `/proc/<pid>/stat`, children that exited included.
+pub fn cpu_seconds(env: &TestEnv, others: &[(&str, u32)]) -> Vec<(String, f64)> {
+    // clock ticks per second; 100 on every Linux this runs on.
+    const TICKS: f64 = 100.0;
+    let of_pid = |pid: u32| -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // utime, stime, and those of reaped children (the process node's trainers).
+        let ticks: f64 = fields
+            .get(11..15)?
+            .iter()
+            .map(|f| f.parse::<f64>().ok())
+            .sum::<Option<f64>>()?;
+        Some(ticks / TICKS)
+    };
+    let mut out: Vec<(String, f64)> = std::fs::read_dir(env.state_dir.join("pids"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.path().file_stem()?.to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(entry.path()).ok()?;
+            let pid = text.split_whitespace().next()?.parse().ok()?;
+            Some((name, of_pid(pid)?))
+        })
+        .collect();
+    for (name, pid) in others {
+        out.extend(of_pid(*pid).map(|s| ((*name).to_owned(), s)));
+    }
+    out.extend(of_pid(std::process::id()).map(|s| ("bench client".to_owned(), s)));
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Prints the CPU seconds each component used between two [`cpu_seconds`] readings.
+pub fn print_cpu(phase: &str, wall: Duration, before: &[(String, f64)], after: &[(String, f64)]) {
+    let used: Vec<String> = after
+        .iter()
+        .map(|(name, end)| {
+            let start = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(0.0, |(_, s)| *s);
+            format!("{name} {:.2}", end - start)
+        })
+        .collect();
+    println!(
+        "  CPU seconds during {phase} ({:.2}s wall, {} cores): {}",
+        wall.as_secs_f64(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        used.join(", ")
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -21,7 +21,7 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::api::{ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
-use kubetrain_e2e::{TestEnv, wait_for};
+use kubetrain_e2e::{TestEnv, cpu_seconds, print_cpu, wait_for};
 use serde_json::json;
 
 /// Requests in flight from the benchmark's one client (both for raw Jobs and for runs).
@@ -126,57 +126,6 @@ fn print_reconcile_metrics(listen: &str) {
     }
 }
 
-/// CPU seconds (user + system) used so far by each component of the test environment and
-/// by the controller, from `/proc/<pid>/stat`.
-fn cpu_seconds(env: &TestEnv, controller: Option<u32>) -> Vec<(String, f64)> {
-    // clock ticks per second; 100 on every Linux this runs on.
-    const TICKS: f64 = 100.0;
-    let of_pid = |pid: u32| -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let user: f64 = fields.get(11)?.parse().ok()?;
-        let system: f64 = fields.get(12)?.parse().ok()?;
-        Some((user + system) / TICKS)
-    };
-    let mut out: Vec<(String, f64)> = std::fs::read_dir(env.state_dir.join("pids"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.path().file_stem()?.to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(entry.path()).ok()?;
-            let pid = text.split_whitespace().next()?.parse().ok()?;
-            Some((name, of_pid(pid)?))
-        })
-        .collect();
-    if let Some(pid) = controller {
-        out.extend(of_pid(pid).map(|s| ("kubetrain-controller".to_owned(), s)));
-    }
-    out.extend(of_pid(std::process::id()).map(|s| ("bench client".to_owned(), s)));
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-/// Prints the CPU seconds each component used between two [`cpu_seconds`] readings.
-fn print_cpu(phase: &str, wall: Duration, before: &[(String, f64)], after: &[(String, f64)]) {
-    let used: Vec<String> = after
-        .iter()
-        .map(|(name, end)| {
-            let start = before
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0.0, |(_, s)| *s);
-            format!("{name} {:.2}", end - start)
-        })
-        .collect();
-    println!(
-        "  CPU seconds during {phase} ({:.2}s wall, {} cores): {}",
-        wall.as_secs_f64(),
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        used.join(", ")
-    );
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[index.min(sorted.len() - 1)]
@@ -192,16 +141,11 @@ async fn main() -> Result<()> {
     // 1. The raw rate: one client creating suspended Jobs.
     let raw_ns = env.namespace("bench-raw").await?;
     let names: Vec<String> = (0..runs_n).map(|i| format!("raw-{i}")).collect();
-    let cpu_before = cpu_seconds(&env, None);
+    let cpu_before = cpu_seconds(&env, &[]);
     let started = Instant::now();
     create_all(&raw_ns.api::<Job>(), &names, suspended_job).await?;
     let raw = started.elapsed();
-    print_cpu(
-        "the raw creates",
-        raw,
-        &cpu_before,
-        &cpu_seconds(&env, None),
-    );
+    print_cpu("the raw creates", raw, &cpu_before, &cpu_seconds(&env, &[]));
     let raw_rate = runs_n as f64 / raw.as_secs_f64();
     println!(
         "raw: {runs_n} Jobs created by one client in {:.2}s ({raw_rate:.0}/s)",
@@ -241,8 +185,8 @@ async fn main() -> Result<()> {
         })
     };
     let names: Vec<String> = (0..runs_n).map(|i| format!("run-{i}")).collect();
-    let controller_pid = Some(controller.0.id());
-    let cpu_before = cpu_seconds(&env, controller_pid);
+    let controller_pid = [("kubetrain-controller", controller.0.id())];
+    let cpu_before = cpu_seconds(&env, &controller_pid);
     let started = Instant::now();
     let created = create_all(
         &ns.api::<kubetrain_api::TrainingRun>(),
@@ -272,7 +216,7 @@ async fn main() -> Result<()> {
         "runs -> Jobs",
         all_jobs,
         &cpu_before,
-        &cpu_seconds(&env, controller_pid),
+        &cpu_seconds(&env, &controller_pid),
     );
     let seen_at = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let mut latencies: Vec<Duration> = created

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use kubetrain_e2e::wait_for;
+use kubetrain_e2e::{cpu_seconds, print_cpu, wait_for};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -548,14 +548,39 @@ async fn run() -> Result<()> {
     }
     // kubetrain with the controller running: every run submitted gets a Job and a trainer
     // process on this machine's process node while the next submits are timed.
+    let env = kubetrain_e2e::TestEnv::from_env();
+    let others: Vec<(&str, u32)> = [
+        ("kubetrain-controller", controller_pid),
+        (
+            "kubetrain-gateway",
+            env_or("BENCH_GATEWAY_PID", 0u32).ok().filter(|p| *p != 0),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(name, pid)| Some((name, pid?)))
+    .collect();
+    let cpu_before = env.as_ref().map(|env| cpu_seconds(env, &others));
+    let started = Instant::now();
     acks.push(
         submits(&kubetrain, ", controller running", body, warmup, n_submits)
             .await?
             .0,
     );
+    let cpu = env
+        .as_ref()
+        .zip(cpu_before)
+        .map(|(env, before)| (started.elapsed(), before, cpu_seconds(env, &others)));
 
     print_reads(&reads);
     print_submits(&acks);
+    if let Some((wall, before, after)) = &cpu {
+        print_cpu(
+            "kubetrain's submits with the controller running",
+            *wall,
+            before,
+            after,
+        );
+    }
     let peer_rate = reads.last().map_or(f64::NAN, |r| r.req_per_s);
     let peer_ack = acks.first().map_or(f64::NAN, |a| a.p99_ms);
     println!("\nratios (kubetrain / peer)");
