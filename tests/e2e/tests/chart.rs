@@ -199,6 +199,23 @@ async fn chart_lints_renders_and_applies_with_server_dry_run() -> Result<()> {
         }
         ok(&env, "helm", &lint, None)?;
         let rendered = ok(&env, "helm", &template, None)?;
+        // The trainers' default requests reach the controller (all-on: CPU 500m, memory none).
+        let (cpu, memory) = if values.is_some() {
+            ("500m", "")
+        } else {
+            ("1", "256Mi")
+        };
+        let flat = rendered.split_whitespace().collect::<Vec<_>>().join(" ");
+        for (name, value) in [
+            ("KUBETRAIN_DEFAULT_CPU_REQUEST", cpu),
+            ("KUBETRAIN_DEFAULT_MEMORY_REQUEST", memory),
+        ] {
+            let expected = format!("- name: {name} value: \"{value}\"");
+            ensure!(
+                flat.contains(&expected),
+                "the controller of {values:?} lacks `{expected}`"
+            );
+        }
         let applied = ok(
             &env,
             "kubectl",
