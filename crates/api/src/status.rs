@@ -61,7 +61,8 @@ pub struct TrainingRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<i32>,
 
-    /// Progress of the current attempt, written by the trainer.
+    /// Progress of the current attempt, written by the trainer (first after 1 s of fitting,
+    /// then at most every 2 s; a finished attempt shows its final progress).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<Progress>,
 

@@ -124,20 +124,38 @@ fn spec_is_immutable_except_suspend_and_cancel() {
         .unwrap()
         .iter()
         .collect();
-    let fields: Vec<&String> = spec["properties"].as_object().unwrap().keys().collect();
-    for field in fields {
-        let guarded = rules.iter().any(|r| {
-            r["fieldPath"] == format!(".{field}") && r["rule"].as_str().unwrap().contains("oldSelf")
-        });
-        let mutable = MUTABLE_SPEC_FIELDS.contains(&field.as_str());
+    let required: Vec<&str> = spec["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for (field, schema) in spec["properties"].as_object().unwrap() {
         if field == "cancel" {
             continue;
         }
+        let mutable = MUTABLE_SPEC_FIELDS.contains(&field.as_str());
+        let own = schema["x-kubernetes-validations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["rule"] == "self == oldSelf" && r["reason"] == "FieldValueForbidden");
         assert_eq!(
-            guarded, !mutable,
-            "spec.{field}: immutability rule present = {guarded}"
+            own, !mutable,
+            "spec.{field}: field-level rule present = {own}"
+        );
+        let presence = rules.iter().any(|r| {
+            r["fieldPath"] == format!(".{field}")
+                && r["rule"] == format!("has(self.{field}) == has(oldSelf.{field})")
+        });
+        let optional = !required.contains(&field.as_str());
+        assert_eq!(
+            presence,
+            !mutable && optional,
+            "spec.{field}: presence rule present = {presence}"
         );
     }
+    assert!(required.contains(&"algorithm"), "{required:?}");
     let cancel = rules.iter().find(|r| r["fieldPath"] == ".cancel").unwrap();
     assert!(cancel["rule"].as_str().unwrap().contains("oldSelf.cancel"));
 }

@@ -389,7 +389,7 @@ async fn invalid_specs_are_refused_with_the_field_path(env: &TestEnv) -> Result<
     let change = json!({"spec": {"backoffLimit": 5}});
     let error = runs
         .patch(
-            &created.metadata.name.unwrap(),
+            created.metadata.name.as_deref().unwrap_or_default(),
             &PatchParams::default(),
             &Patch::Merge(change),
         )
@@ -400,6 +400,29 @@ async fn invalid_specs_are_refused_with_the_field_path(env: &TestEnv) -> Result<
         error.to_string().contains("spec.backoffLimit is immutable"),
         "{error}"
     );
+    // A field that is set, changed: refused by its own rule, named the same way.
+    let change = json!({"spec": {"algorithm": {"logisticRegression": {"maxIterations": 7}}}});
+    let error = runs
+        .patch(
+            created.metadata.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(change),
+        )
+        .await
+        .err()
+        .context("changing the algorithm was accepted")?;
+    ensure!(
+        error.to_string().contains("spec.algorithm is immutable"),
+        "{error}"
+    );
+    // The mutable fields still change.
+    runs.patch(
+        created.metadata.name.as_deref().unwrap_or_default(),
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspend": false, "cancel": true}})),
+    )
+    .await
+    .context("suspend and cancel must stay mutable")?;
     ns.delete().await
 }
 
