@@ -19,6 +19,9 @@ use tracing::warn;
 pub const FIELD_MANAGER: &str = "kubetrain-trainer";
 /// At most one progress write per this interval: the API server is not a metrics pipe.
 pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(2);
+/// The first progress write waits this long, so a fit that ends sooner writes its result
+/// only (one status write instead of two; most runs behind an API are short).
+pub const FIRST_PROGRESS_AFTER: Duration = Duration::from_secs(1);
 
 /// Reports one training attempt into its TrainingRun's status.
 #[derive(Debug)]
@@ -50,6 +53,7 @@ impl StatusReporter {
         let writer_api = api.clone();
         let writer_name = name.to_owned();
         let writer = tokio::spawn(async move {
+            tokio::time::sleep(FIRST_PROGRESS_AFTER).await;
             while updates.changed().await.is_ok() {
                 let latest = updates.borrow_and_update().clone();
                 if let Some(progress) = latest {
