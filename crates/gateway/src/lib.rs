@@ -65,7 +65,7 @@ pub use backend::{
 };
 pub use error::{ApiError, ErrorBody};
 pub use listing::LabelSelector;
-pub use routes::datasets::DatasetUploaded;
+pub use routes::datasets::{DatasetUploaded, PART_BYTES};
 pub use routes::events::EVENT_NAME;
 pub use routes::model::MODEL_SHA256_HEADER;
 pub use routes::predict::{PredictRequest, PredictResponse};

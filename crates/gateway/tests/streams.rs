@@ -393,6 +393,48 @@ async fn datasets_are_streamed_to_staging_and_limited() {
 }
 
 #[tokio::test]
+async fn datasets_larger_than_a_part_are_uploaded_in_parts() {
+    use kubetrain_gateway::PART_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 3 * PART_BYTES as u64;
+    let gw = staged_gateway(dir.path(), limit);
+    let line = b"1.5,2.5,0\n";
+    let lines = 2 * PART_BYTES / line.len() + 7;
+    let chunk = bytes::Bytes::from(line.repeat(1000));
+    let chunks = (0..lines / 1000 + 1).map(move |i| {
+        let take = if i == lines / 1000 {
+            (lines % 1000) * line.len()
+        } else {
+            chunk.len()
+        };
+        Ok::<_, std::io::Error>(chunk.slice(..take))
+    });
+    let request = Request::post("/v1/namespaces/ml/datasets")
+        .header("content-type", "text/csv")
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .unwrap();
+    let (status, body) = gw.json(request).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["bytes"], (lines * line.len()) as u64);
+    let uri = body["uri"].as_str().unwrap();
+    let stored = std::fs::read(uri.strip_prefix("file://").unwrap()).unwrap();
+    assert_eq!(stored.len(), lines * line.len());
+    assert!(stored.chunks(line.len()).all(|l| l == line));
+
+    // Over the limit after several parts went out: aborted, only the first upload is left.
+    let over = (0..4 * PART_BYTES / (1 << 20))
+        .map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'7'; 1 << 20])));
+    let request = Request::post("/v1/namespaces/ml/datasets")
+        .header("content-type", "text/csv")
+        .body(Body::from_stream(futures::stream::iter(over)))
+        .unwrap();
+    let (status, body) = gw.json(request).await;
+    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE);
+    let files = files_under(&dir.path().join("staging"));
+    assert_eq!(files.len(), 1, "{files:?}");
+}
+
+#[tokio::test]
 async fn seed_runs_carry_the_configured_storage() {
     let dir = tempfile::tempdir().unwrap();
     let storage = StorageSpec {
