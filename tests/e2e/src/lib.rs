@@ -432,10 +432,95 @@ pub fn print_cpu(phase: &str, wall: Duration, before: &[(String, f64)], after: &
     );
 }
 
+/// The API server's request counters (`apiserver_request_total`, all codes) by
+/// "VERB resource[/subresource]", read with `kubectl get --raw /metrics`.
+pub fn api_requests(env: &TestEnv) -> Result<Vec<(String, f64)>> {
+    let out = env.kubectl(&["get", "--raw", "/metrics"])?;
+    Ok(parse_api_requests(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn parse_api_requests(metrics: &str) -> Vec<(String, f64)> {
+    let mut counts = std::collections::BTreeMap::<String, f64>::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels
+                .split(',')
+                .find_map(|kv| {
+                    kv.strip_prefix(name)?
+                        .strip_prefix("=\"")?
+                        .strip_suffix('"')
+                })
+                .unwrap_or_default()
+        };
+        let mut key = format!("{} {}", label("verb"), label("resource"));
+        if !label("subresource").is_empty() {
+            key = format!("{key}/{}", label("subresource"));
+        }
+        *counts.entry(key).or_default() += value.trim().parse::<f64>().unwrap_or(0.0);
+    }
+    counts.into_iter().collect()
+}
+
+/// Prints the API requests made between two [`api_requests`] readings, most frequent first,
+/// also per `per` (e.g. per run submitted).
+pub fn print_api_requests(
+    phase: &str,
+    before: &[(String, f64)],
+    after: &[(String, f64)],
+    per: f64,
+) {
+    let mut diff: Vec<(&str, f64)> = after
+        .iter()
+        .map(|(key, end)| {
+            let start = before
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or(0.0, |(_, s)| *s);
+            (key.as_str(), end - start)
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    diff.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = diff.iter().map(|(_, n)| n).sum();
+    let list: Vec<String> = diff
+        .iter()
+        .filter(|(key, _)| !key.starts_with("WATCH"))
+        .take(16)
+        .map(|(key, n)| format!("{key} {:.2}", n / per))
+        .collect();
+    println!(
+        "  API requests during {phase}: {total:.0} ({:.1} per run); per run: {}",
+        total / per,
+        list.join(", ")
+    );
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn api_request_counters_are_summed_by_verb_and_resource() {
+        let text = r#"# HELP apiserver_request_total x
+apiserver_request_total{code="201",component="apiserver",dry_run="",group="batch",resource="jobs",scope="resource",subresource="",verb="POST",version="v1"} 3
+apiserver_request_total{code="409",component="apiserver",dry_run="",group="batch",resource="jobs",scope="resource",subresource="",verb="POST",version="v1"} 1
+apiserver_request_total{code="200",component="apiserver",dry_run="",group="kubetrain.dev",resource="trainingruns",scope="resource",subresource="status",verb="APPLY",version="v1alpha1"} 7
+"#;
+        assert_eq!(
+            parse_api_requests(text),
+            vec![
+                ("APPLY trainingruns/status".to_owned(), 7.0),
+                ("POST jobs".to_owned(), 4.0)
+            ]
+        );
+    }
 
     #[tokio::test]
     async fn wait_for_returns_the_value_or_times_out_with_the_last_error() {

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use kubetrain_e2e::{cpu_seconds, print_cpu, wait_for};
+use kubetrain_e2e::{api_requests, cpu_seconds, print_api_requests, print_cpu, wait_for};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -135,21 +135,8 @@ async fn submit_once(side: &Side, http: &reqwest::Client, body: &'static [u8]) -
 async fn finished_task(side: &Side, body: &'static [u8]) -> Result<String> {
     let http = Side::client()?;
     let task_id = submit_once(side, &http, body).await?;
-    let path = format!("/status/{task_id}");
     let started = Instant::now();
-    wait_for(
-        &format!("{}: task {task_id} to finish", side.label),
-        TRAINING_TIMEOUT,
-        || async {
-            let value: Value = side.get(&http, &path).send().await?.json().await?;
-            let state = value["status"].as_str().unwrap_or_default();
-            if side.failed.contains(&state) {
-                bail!("{}: task {task_id} ended {state}: {value}", side.label);
-            }
-            Ok((state == side.done).then_some(()))
-        },
-    )
-    .await?;
+    wait_finished(side, &http, &task_id).await?;
     eprintln!(
         "{}: task {task_id} {} after {:.1} s",
         side.label,
@@ -157,6 +144,42 @@ async fn finished_task(side: &Side, body: &'static [u8]) -> Result<String> {
         started.elapsed().as_secs_f64()
     );
     Ok(task_id)
+}
+
+/// Waits until `/status` reports `task_id` finished; an error if it failed.
+async fn wait_finished(side: &Side, http: &reqwest::Client, task_id: &str) -> Result<()> {
+    let path = format!("/status/{task_id}");
+    wait_for(
+        &format!("{}: task {task_id} to finish", side.label),
+        TRAINING_TIMEOUT,
+        || async {
+            let value: Value = side.get(http, &path).send().await?.json().await?;
+            let state = value["status"].as_str().unwrap_or_default();
+            if side.failed.contains(&state) {
+                bail!("{}: task {task_id} ended {state}: {value}", side.label);
+            }
+            Ok((state == side.done).then_some(()))
+        },
+    )
+    .await
+}
+
+/// Waits until `/status` reports every task in `ids` finished, so the next measurement does not
+/// share the machine with this side's workers.
+async fn drain(side: &Side, ids: &[String]) -> Result<()> {
+    let http = Side::client()?;
+    let started = Instant::now();
+    // Tasks finish roughly in submission order: wait on each in turn.
+    for task_id in ids {
+        wait_finished(side, &http, task_id).await?;
+    }
+    eprintln!(
+        "{}: its {} submitted tasks finished {:.1} s after the last submit",
+        side.label,
+        ids.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
@@ -528,7 +551,10 @@ async fn run() -> Result<()> {
         .collect::<Result<_>>()?;
 
     // 3. Submit acknowledgement: the peer first (its tasks train meanwhile, as they would).
-    let mut acks = vec![submits(&peer, "", body, warmup, n_submits).await?.0];
+    let (peer_acks, peer_ids) = submits(&peer, "", body, warmup, n_submits).await?;
+    let mut acks = vec![peer_acks];
+    // The peer's workers train what it accepted; kubetrain is measured after they are done.
+    drain(&peer, &peer_ids).await?;
     // kubetrain with the controller paused (SIGSTOP): the gateway, its auth, S3 and the API
     // server, no training load on this machine; those runs are deleted before it continues.
     if let Some(pid) = controller_pid {
@@ -560,6 +586,7 @@ async fn run() -> Result<()> {
     .filter_map(|(name, pid)| Some((name, pid?)))
     .collect();
     let cpu_before = env.as_ref().map(|env| cpu_seconds(env, &others));
+    let requests_before = env.as_ref().map(api_requests).transpose()?;
     let started = Instant::now();
     acks.push(
         submits(&kubetrain, ", controller running", body, warmup, n_submits)
@@ -570,6 +597,10 @@ async fn run() -> Result<()> {
         .as_ref()
         .zip(cpu_before)
         .map(|(env, before)| (started.elapsed(), before, cpu_seconds(env, &others)));
+    let requests = match (&env, requests_before) {
+        (Some(env), Some(before)) => Some((before, api_requests(env)?)),
+        _ => None,
+    };
 
     print_reads(&reads);
     print_submits(&acks);
@@ -579,6 +610,14 @@ async fn run() -> Result<()> {
             *wall,
             before,
             after,
+        );
+    }
+    if let Some((before, after)) = &requests {
+        print_api_requests(
+            "kubetrain's submits with the controller running",
+            before,
+            after,
+            (warmup + n_submits) as f64,
         );
     }
     let peer_rate = reads.last().map_or(f64::NAN, |r| r.req_per_s);
