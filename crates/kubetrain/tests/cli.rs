@@ -2,16 +2,12 @@
 //! real datasets in `tests/data`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn data(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
+use common::{data_arg, text};
 
 fn kubetrain(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kubetrain"))
@@ -19,10 +15,6 @@ fn kubetrain(args: &[&str]) -> Output {
         .env_remove("RUST_LOG")
         .output()
         .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
@@ -38,7 +30,7 @@ fn train_then_predict(name: &str, out: &Path) -> (f64, String) {
     let train = kubetrain(&[
         "train",
         "--data",
-        &data(&format!("{name}_train.csv")),
+        &data_arg(&format!("{name}_train.csv")),
         "--label-column",
         "label",
         "--out",
@@ -63,7 +55,7 @@ fn train_then_predict(name: &str, out: &Path) -> (f64, String) {
         "--model",
         model.to_str().unwrap(),
         "--data",
-        &data(&format!("{name}_test.csv")),
+        &data_arg(&format!("{name}_test.csv")),
     ]);
     assert!(
         predict.status.success(),
@@ -132,7 +124,7 @@ fn bad_input_exits_65_naming_the_column_and_writes_nothing() {
     let run = kubetrain(&[
         "train",
         "--data",
-        &data("digits_train.csv"),
+        &data_arg("digits_train.csv"),
         "--label-column",
         "digit",
         "--out",
@@ -163,7 +155,7 @@ fn bad_input_exits_65_naming_the_column_and_writes_nothing() {
     let run = kubetrain(&[
         "train",
         "--data",
-        &data("digits_train.csv"),
+        &data_arg("digits_train.csv"),
         "--out",
         out.to_str().unwrap(),
         "--validation-fraction",
@@ -191,10 +183,13 @@ fn flags_come_from_the_environment_and_progress_is_json_lines() {
     let out = dir.path().join("env");
     let run = Command::new(env!("CARGO_BIN_EXE_kubetrain"))
         .arg("train")
-        .env("KUBETRAIN_DATA", data("breast_cancer_train.csv"))
+        .env("KUBETRAIN_DATA", data_arg("breast_cancer_train.csv"))
         .env("KUBETRAIN_LABEL_COLUMN", "label")
         .env("KUBETRAIN_OUT", out.to_str().unwrap())
-        .env("KUBETRAIN_VALIDATION_DATA", data("breast_cancer_test.csv"))
+        .env(
+            "KUBETRAIN_VALIDATION_DATA",
+            data_arg("breast_cancer_test.csv"),
+        )
         .env("KUBETRAIN_FEATURE_COLUMNS", "f0,f1,f2,f3,f20,f21,f22,f23")
         .env("KUBETRAIN_PROGRESS", "json")
         .env("KUBETRAIN_THREADS", "1")

@@ -3,26 +3,17 @@
 //! training on the datasets in `tests/data`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{data, text};
 use sha2::{Digest, Sha256};
 
 fn kubetrain_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kubetrain")
-}
-
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data")
-        .join(name)
-        .canonicalize()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// How long one client command may take (a submit trains a small model).

@@ -6,23 +6,18 @@
 //! named `flaky*` it fails as the trainer does when storage is unreachable (exit 75).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::data;
 use serde_json::{Value, json};
 use sha2::Digest;
 
 const KUBETRAIN: &str = env!("CARGO_BIN_EXE_kubetrain");
-
-fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data")
-        .join(name)
-        .canonicalize()
-        .unwrap()
-}
 
 /// A `kubetrain local` process on a free loopback port.
 struct Server {
