@@ -55,4 +55,52 @@ impl Error {
     pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
         move |source| Error::Kube { action, source }
     }
+
+    /// Whether the API server refused because the run's namespace is being deleted: nothing
+    /// can be created there any more, and the run goes with its namespace.
+    pub fn namespace_terminating(&self) -> bool {
+        let Error::Kube {
+            source: kube::Error::Api(status),
+            ..
+        } = self
+        else {
+            return false;
+        };
+        status.code == 403
+            && status
+                .details
+                .as_ref()
+                .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn api_error(status: serde_json::Value) -> Error {
+        Error::kube("create Job")(kube::Error::Api(Box::new(
+            serde_json::from_value(status).unwrap(),
+        )))
+    }
+
+    #[test]
+    fn a_terminating_namespace_is_told_apart_from_other_refusals() {
+        // What the API server's NamespaceLifecycle admission answers.
+        let terminating = api_error(serde_json::json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "jobs.batch \"r-1\" is forbidden: unable to create new content in namespace ml because it is being terminated",
+            "details": {"name": "r-1", "group": "batch", "kind": "jobs", "causes": [
+                {"reason": "NamespaceTerminating", "message": "namespace ml is being terminated", "field": "metadata.namespace"}
+            ]}
+        }));
+        assert!(terminating.namespace_terminating());
+        let rbac = api_error(serde_json::json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "jobs.batch is forbidden: User \"x\" cannot create resource \"jobs\""
+        }));
+        assert!(!rbac.namespace_terminating());
+        assert!(!Error::NotNamespaced.namespace_terminating());
+    }
 }

@@ -95,8 +95,15 @@ pub async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Actio
     result
 }
 
-/// Requeue a failed reconcile after a short pause.
+/// Requeue a failed reconcile after a short pause; a run whose namespace is being deleted
+/// waits for its deletion instead (nothing can be created there any more).
 pub fn error_policy(run: Arc<TrainingRun>, error: &Error, _: Arc<Context>) -> Action {
+    if error.namespace_terminating() {
+        // Retrying cannot succeed; the run's deletion with its namespace ends this.
+        info!(run = %run.name_any(), namespace = run.namespace().unwrap_or_default(),
+            "the namespace is being deleted; leaving the run to go with it");
+        return Action::await_change();
+    }
     warn!(run = %run.name_any(), %error, "reconcile error; retrying");
     Action::requeue(Duration::from_secs(5))
 }
