@@ -412,17 +412,24 @@ pub fn cpu_seconds(env: &TestEnv, others: &[(&str, u32)]) -> Vec<(String, f64)> 
     out
 }
 
+/// How much each named counter of `after` grew since `before` (a name new in `after` from 0).
+fn growth<'a>(
+    before: &'a [(String, f64)],
+    after: &'a [(String, f64)],
+) -> impl Iterator<Item = (&'a str, f64)> {
+    after.iter().map(|(name, end)| {
+        let start = before
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0.0, |(_, s)| *s);
+        (name.as_str(), end - start)
+    })
+}
+
 /// Prints the CPU seconds each component used between two [`cpu_seconds`] readings.
 pub fn print_cpu(phase: &str, wall: Duration, before: &[(String, f64)], after: &[(String, f64)]) {
-    let used: Vec<String> = after
-        .iter()
-        .map(|(name, end)| {
-            let start = before
-                .iter()
-                .find(|(n, _)| n == name)
-                .map_or(0.0, |(_, s)| *s);
-            format!("{name} {:.2}", end - start)
-        })
+    let used: Vec<String> = growth(before, after)
+        .map(|(name, used)| format!("{name} {used:.2}"))
         .collect();
     println!(
         "  CPU seconds during {phase} ({:.2}s wall, {} cores): {}",
@@ -475,17 +482,7 @@ pub fn print_api_requests(
     after: &[(String, f64)],
     per: f64,
 ) {
-    let mut diff: Vec<(&str, f64)> = after
-        .iter()
-        .map(|(key, end)| {
-            let start = before
-                .iter()
-                .find(|(k, _)| k == key)
-                .map_or(0.0, |(_, s)| *s);
-            (key.as_str(), end - start)
-        })
-        .filter(|(_, n)| *n > 0.0)
-        .collect();
+    let mut diff: Vec<(&str, f64)> = growth(before, after).filter(|(_, n)| *n > 0.0).collect();
     diff.sort_by(|a, b| b.1.total_cmp(&a.1));
     let total: f64 = diff.iter().map(|(_, n)| n).sum();
     let list: Vec<String> = diff

@@ -386,38 +386,34 @@ async fn invalid_specs_are_refused_with_the_field_path(env: &TestEnv) -> Result<
             &run_manifest("fine", &env.bucket, &ns.name, json!({"suspend": true})),
         )
         .await?;
-    let change = json!({"spec": {"backoffLimit": 5}});
-    let error = runs
-        .patch(
-            created.metadata.name.as_deref().unwrap_or_default(),
-            &PatchParams::default(),
-            &Patch::Merge(change),
-        )
-        .await
-        .err()
-        .context("changing backoffLimit was accepted")?;
-    ensure!(
-        error.to_string().contains("spec.backoffLimit is immutable"),
-        "{error}"
-    );
+    let name = created.metadata.name.as_deref().unwrap_or_default();
+    let refused = |change: serde_json::Value, message: &'static str| {
+        let runs = runs.clone();
+        async move {
+            let error = runs
+                .patch(name, &PatchParams::default(), &Patch::Merge(&change))
+                .await
+                .err()
+                .with_context(|| format!("{change} was accepted"))?;
+            ensure!(error.to_string().contains(message), "{error}");
+            anyhow::Ok(())
+        }
+    };
+    // An optional field added: refused by the spec's presence rule.
+    refused(
+        json!({"spec": {"backoffLimit": 5}}),
+        "spec.backoffLimit is immutable",
+    )
+    .await?;
     // A field that is set, changed: refused by its own rule, named the same way.
-    let change = json!({"spec": {"algorithm": {"logisticRegression": {"maxIterations": 7}}}});
-    let error = runs
-        .patch(
-            created.metadata.name.as_deref().unwrap_or_default(),
-            &PatchParams::default(),
-            &Patch::Merge(change),
-        )
-        .await
-        .err()
-        .context("changing the algorithm was accepted")?;
-    ensure!(
-        error.to_string().contains("spec.algorithm is immutable"),
-        "{error}"
-    );
+    refused(
+        json!({"spec": {"algorithm": {"logisticRegression": {"maxIterations": 7}}}}),
+        "spec.algorithm is immutable",
+    )
+    .await?;
     // The mutable fields still change.
     runs.patch(
-        created.metadata.name.as_deref().unwrap_or_default(),
+        name,
         &PatchParams::default(),
         &Patch::Merge(json!({"spec": {"suspend": false, "cancel": true}})),
     )
