@@ -470,6 +470,39 @@ async fn seed_runs_carry_the_configured_storage() {
 }
 
 #[tokio::test]
+async fn large_inline_data_is_staged_whole() {
+    // Over the cells the gateway writes as CSV on the request's task: the blocking-pool path.
+    let dir = tempfile::tempdir().unwrap();
+    let gw = staged_gateway(dir.path(), 1 << 20);
+    let (rows, width) = (2_000, 10);
+    let features: Vec<Vec<f64>> = (0..rows)
+        .map(|i| (0..width).map(|j| f64::from(i * width + j) / 4.0).collect())
+        .collect();
+    let labels: Vec<u32> = (0..rows).map(|i| i % 3).collect();
+    let request = json!({"features": features, "labels": labels});
+    let (status, answer) = gw.json(post_json("/train/", &request)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let run = gw
+        .runs
+        .get_now("seed", answer["task_id"].as_str().unwrap())
+        .unwrap();
+    let csv = Location::parse("data", &run.spec.dataset.uri)
+        .unwrap()
+        .read()
+        .await
+        .unwrap();
+    let text = std::str::from_utf8(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), rows as usize + 1);
+    assert_eq!(lines[0], "f0,f1,f2,f3,f4,f5,f6,f7,f8,f9,label");
+    assert_eq!(lines[1], "0,0.25,0.5,0.75,1,1.25,1.5,1.75,2,2.25,0");
+    assert_eq!(
+        lines[rows as usize],
+        "4997.5,4997.75,4998,4998.25,4998.5,4998.75,4999,4999.25,4999.5,4999.75,1"
+    );
+}
+
+#[tokio::test]
 async fn seed_train_then_status() {
     let dir = tempfile::tempdir().unwrap();
     let gw = staged_gateway(dir.path(), 1 << 20);

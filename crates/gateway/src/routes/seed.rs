@@ -149,6 +149,10 @@ pub struct SeedResult {
     pub model_sha256: Option<String>,
 }
 
+/// Inline data up to this many cells is written as CSV on the request's own task (tens of
+/// microseconds); more goes to the blocking pool, off the threads that serve requests.
+const INLINE_CSV_CELLS: usize = 16 * 1024;
+
 pub(crate) async fn train(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -159,13 +163,18 @@ pub(crate) async fn train(
     let request: SeedTrainRequest = from_value(body)?;
     let (features, labels) = validate(&request)?;
     let staging = staging(&state)?;
-    let csv = tokio::task::spawn_blocking({
-        let features = features.to_vec();
-        let labels = labels.to_vec();
-        move || to_csv(&features, &labels)
-    })
-    .await
-    .map_err(ApiError::internal)?;
+    let cells = features.len() * features.first().map_or(1, Vec::len);
+    let csv = if cells <= INLINE_CSV_CELLS {
+        to_csv(features, labels)
+    } else {
+        tokio::task::spawn_blocking({
+            let features = features.to_vec();
+            let labels = labels.to_vec();
+            move || to_csv(&features, &labels)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    };
     let data = staging
         .child("datasets")
         .child(&format!("{}.csv", uuid::Uuid::new_v4()));
