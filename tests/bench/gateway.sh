@@ -21,9 +21,10 @@
 # venv cached under ~/.cache/kubetrain-bench (redis-server from apt if missing), its ports
 # moved to free ones in the copy, started with its run.sh and stopped with its stop.sh.
 # Then tests/e2e/src/bin/bench-gateway.rs measures both; everything started is stopped by pid.
-# Submit latency is measured for kubetrain twice: with the controller paused (SIGSTOP: the
-# gateway, auth, S3 and the API server only; those runs are deleted again) and running (each
-# run submitted gets a Job and a trainer process on this machine while the next is timed).
+# Submit latency is measured for kubetrain twice: with the controller running (each run
+# submitted gets a Job and a trainer process on this machine while the next is timed) and then
+# paused (SIGSTOP: the gateway, auth, S3 and the API server only). Each measurement starts
+# after the previous one's tasks have finished.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"

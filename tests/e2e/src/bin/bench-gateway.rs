@@ -9,7 +9,10 @@
 //!    keep-alive connections, in interleaved rounds: req/s, p50, p99 of the median round;
 //! 2. submit acknowledgement: `BENCH_SUBMITS` sequential `POST /train/` with the peer's own
 //!    tiny payload (20 rows x 3 features, labels i%2) on one keep-alive connection, after
-//!    `BENCH_WARMUP` untimed ones: p50, p99.
+//!    `BENCH_WARMUP` untimed ones: p50, p99. In this order: the peer; kubetrain with its
+//!    controller running (each run gets a Job and a trainer while the next submit is timed);
+//!    kubetrain with the controller paused. Each side's accepted work is trained to the end
+//!    before the next measurement starts, so none runs beside another's leftovers.
 //!
 //! Every response is checked: a read that is not 200 with the side's terminal value (kubetrain
 //! `complete`/`Succeeded`, the peer `SUCCESS`) or a submit that is not 200 with a `task_id`
@@ -177,6 +180,61 @@ async fn drain(side: &Side, ids: &[String]) -> Result<()> {
         "{}: its {} submitted tasks finished {:.1} s after the last submit",
         side.label,
         ids.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Waits until every Job in `namespace` is finished and every Pod has ended with its
+/// finalizers removed: the cluster's work for runs already reported done is over.
+async fn settled(env: &kubetrain_e2e::TestEnv, namespace: &str) -> Result<()> {
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::Pod;
+    let client = env.client().await?;
+    let jobs: kube::Api<Job> = kube::Api::namespaced(client.clone(), namespace);
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client, namespace);
+    let started = Instant::now();
+    wait_for(
+        "the Jobs and Pods of finished runs to settle",
+        TRAINING_TIMEOUT,
+        || async {
+            let params = kube::api::ListParams::default();
+            let open_jobs = jobs
+                .list(&params)
+                .await?
+                .items
+                .iter()
+                .filter(|job| {
+                    let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
+                    !conditions.is_some_and(|c| {
+                        c.iter().any(|c| {
+                            (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"
+                        })
+                    })
+                })
+                .count();
+            let open_pods = pods
+                .list(&params)
+                .await?
+                .items
+                .iter()
+                .filter(|pod| {
+                    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                    let ended = matches!(phase, Some("Succeeded" | "Failed"));
+                    !ended
+                        || pod
+                            .metadata
+                            .finalizers
+                            .as_ref()
+                            .is_some_and(|f| !f.is_empty())
+                })
+                .count();
+            Ok((open_jobs == 0 && open_pods == 0).then_some(()))
+        },
+    )
+    .await?;
+    eprintln!(
+        "the cluster settled {:.1} s after the runs finished",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -370,20 +428,6 @@ async fn submits(
     Ok((figures, ids))
 }
 
-/// Deletes the runs `ids` through the gateway's REST route.
-async fn delete_runs(side: &Side, namespace: &str, ids: &[String]) -> Result<()> {
-    let http = Side::client()?;
-    for id in ids {
-        let url = format!("{}/v1/namespaces/{namespace}/trainingruns/{id}", side.base);
-        let status = http.delete(url).send().await?.status();
-        ensure!(
-            status.is_success() || status == reqwest::StatusCode::NOT_FOUND,
-            "DELETE run {id}: {status}"
-        );
-    }
-    Ok(())
-}
-
 /// The controller stopped with SIGSTOP while this lives, continued with SIGCONT on drop.
 struct Paused(u32);
 
@@ -552,26 +596,8 @@ async fn run() -> Result<()> {
 
     // 3. Submit acknowledgement: the peer first (its tasks train meanwhile, as they would).
     let (peer_acks, peer_ids) = submits(&peer, "", body, warmup, n_submits).await?;
-    let mut acks = vec![peer_acks];
     // The peer's workers train what it accepted; kubetrain is measured after they are done.
     drain(&peer, &peer_ids).await?;
-    // kubetrain with the controller paused (SIGSTOP): the gateway, its auth, S3 and the API
-    // server, no training load on this machine; those runs are deleted before it continues.
-    if let Some(pid) = controller_pid {
-        let paused = Paused::new(pid)?;
-        let (figures, ids) =
-            submits(&kubetrain, ", controller paused", body, warmup, n_submits).await?;
-        acks.push(figures);
-        let mut created = ids;
-        if let Some(auth) = &kubetrain_auth {
-            let (figures, ids) =
-                submits(auth, ", controller paused", body, warmup, n_submits).await?;
-            acks.push(figures);
-            created.extend(ids);
-        }
-        delete_runs(&kubetrain, &namespace, &created).await?;
-        drop(paused);
-    }
     // kubetrain with the controller running: every run submitted gets a Job and a trainer
     // process on this machine's process node while the next submits are timed.
     let env = kubetrain_e2e::TestEnv::from_env();
@@ -588,11 +614,8 @@ async fn run() -> Result<()> {
     let cpu_before = env.as_ref().map(|env| cpu_seconds(env, &others));
     let requests_before = env.as_ref().map(api_requests).transpose()?;
     let started = Instant::now();
-    acks.push(
-        submits(&kubetrain, ", controller running", body, warmup, n_submits)
-            .await?
-            .0,
-    );
+    let (running, running_ids) =
+        submits(&kubetrain, ", controller running", body, warmup, n_submits).await?;
     let cpu = env
         .as_ref()
         .zip(cpu_before)
@@ -601,6 +624,32 @@ async fn run() -> Result<()> {
         (Some(env), Some(before)) => Some((before, api_requests(env)?)),
         _ => None,
     };
+    // Those runs train to the end before the next measurement, as the peer's did, and the
+    // cluster finishes their Jobs and Pods.
+    drain(&kubetrain, &running_ids).await?;
+    if let Some(env) = &env {
+        settled(env, &namespace).await?;
+    }
+    // kubetrain with the controller paused (SIGSTOP): the gateway, its auth, S3 and the API
+    // server, no training load on this machine. Measured last: the runs it creates start
+    // only when the controller continues, after every measurement.
+    let mut acks = vec![peer_acks];
+    if let Some(pid) = controller_pid {
+        let _paused = Paused::new(pid)?;
+        acks.push(
+            submits(&kubetrain, ", controller paused", body, warmup, n_submits)
+                .await?
+                .0,
+        );
+        if let Some(auth) = &kubetrain_auth {
+            acks.push(
+                submits(auth, ", controller paused", body, warmup, n_submits)
+                    .await?
+                    .0,
+            );
+        }
+    }
+    acks.push(running);
 
     print_reads(&reads);
     print_submits(&acks);
