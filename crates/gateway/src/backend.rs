@@ -6,14 +6,7 @@
 use futures::stream::BoxStream;
 use kubetrain_api::{Phase, TrainingRun};
 
-/// A field that failed validation, named by its JSON path (`spec.dataset.uri`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
-pub struct FieldError {
-    /// JSON path of the offending field, as the Kubernetes API server names it.
-    pub field: String,
-    /// What is wrong and what would be valid.
-    pub message: String,
-}
+pub use kubetrain_api::FieldError;
 
 /// Everything a backend can answer instead of a run. The routes map each variant to exactly
 /// one HTTP status; [`BackendError::Internal`] text is logged, never returned.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubetrain_trainer::location::Location;
+use kubetrain_storage::Location;
 
 use crate::backend::{Authorizer, Runs};
 use crate::metrics::HttpMetrics;

@@ -13,7 +13,7 @@ use common::*;
 use http_body_util::BodyExt;
 use kubetrain_api::{Metrics, ModelRef, Phase, SecretReference, StorageSpec, TrainingRunStatus};
 use kubetrain_gateway::{GatewayConfig, Limits, NoAuth};
-use kubetrain_trainer::location::Location;
+use kubetrain_storage::Location;
 use serde_json::json;
 
 const RUN: &str = "/v1/namespaces/ml/trainingruns/churn";

@@ -13,7 +13,7 @@ use kubetrain_gateway::{
     AppState, Authorizer, GatewayConfig, Limits, NoAuth, Runs, StaticTokens, check_no_auth_address,
 };
 use kubetrain_gateway_kube::{KubeAuth, KubeRuns};
-use kubetrain_trainer::location::Location;
+use kubetrain_storage::Location;
 
 /// Flags of `kubetrain gateway`.
 #[derive(Debug, Args)]

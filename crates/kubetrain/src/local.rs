@@ -18,7 +18,7 @@ use kubetrain_gateway::{
     AppState, Authorizer, GatewayConfig, NoAuth, StaticTokens, check_no_auth_address,
 };
 use kubetrain_local::{Config, LocalRuns};
-use kubetrain_trainer::location::Location;
+use kubetrain_storage::Location;
 
 /// Flags of `kubetrain local`.
 #[derive(Debug, Args)]

@@ -1,29 +1,8 @@
 //! Errors of the trainer, each classified so a caller can tell bad input from a transient
 //! failure (see [`ErrorClass`] and `kubetrain_api::exit_code`).
 
-use kubetrain_api::exit_code;
-
-/// What kind of failure an error is, which decides whether retrying can help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// The input (data, flags, model file, credentials) is wrong; retrying cannot help.
-    BadInput,
-    /// A failure that may pass on retry: storage unreachable, timeouts, throttling.
-    Transient,
-    /// A bug or an unexpected state of the trainer itself.
-    Internal,
-}
-
-impl ErrorClass {
-    /// The process exit code for this class, from `kubetrain_api::exit_code`.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            ErrorClass::BadInput => exit_code::BAD_INPUT,
-            ErrorClass::Transient => exit_code::TRANSIENT,
-            ErrorClass::Internal => exit_code::INTERNAL,
-        }
-    }
-}
+pub use kubetrain_api::ErrorClass;
+use kubetrain_storage::StorageError;
 
 /// A problem with the content of a CSV file. Rows are 1-based data rows (the header is not
 /// counted); the file line is `row + 1`.
@@ -81,36 +60,9 @@ pub enum TrainError {
         field: &'static str,
         message: String,
     },
-    #[error("{field}: '{uri}' is not a valid location: {reason}")]
-    InvalidLocation {
-        field: &'static str,
-        uri: String,
-        reason: String,
-    },
-    #[error("{uri} not found: check the path, bucket and key ({source})")]
-    NotFound {
-        uri: String,
-        #[source]
-        source: object_store::Error,
-    },
-    #[error("{uri}: access denied; check the storage credentials ({source})")]
-    AccessDenied {
-        uri: String,
-        #[source]
-        source: object_store::Error,
-    },
-    #[error("could not read {uri}: {source}")]
-    Read {
-        uri: String,
-        #[source]
-        source: object_store::Error,
-    },
-    #[error("could not write {uri}: {source}")]
-    Write {
-        uri: String,
-        #[source]
-        source: object_store::Error,
-    },
+    /// Reading or writing storage failed, or a location is unusable.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error("{uri}: {source}")]
     Data {
         uri: String,
@@ -142,14 +94,11 @@ impl TrainError {
     pub fn class(&self) -> ErrorClass {
         match self {
             TrainError::InvalidParameter { .. }
-            | TrainError::InvalidLocation { .. }
-            | TrainError::NotFound { .. }
-            | TrainError::AccessDenied { .. }
             | TrainError::Data { .. }
             | TrainError::SingleClass { .. }
             | TrainError::UnseenClass { .. }
             | TrainError::Model { .. } => ErrorClass::BadInput,
-            TrainError::Read { .. } | TrainError::Write { .. } => ErrorClass::Transient,
+            TrainError::Storage(e) => e.class(),
             TrainError::Solver(_) | TrainError::Internal(_) => ErrorClass::Internal,
         }
     }
@@ -170,18 +119,19 @@ impl TrainError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kubetrain_api::exit_code;
 
     #[test]
     fn classes_map_to_the_api_exit_codes() {
         let bad = TrainError::data("x.csv", DataError::NoRows);
         assert_eq!(bad.exit_code(), exit_code::BAD_INPUT);
-        let transient = TrainError::Read {
+        let transient = TrainError::from(StorageError::Read {
             uri: "s3://b/k".into(),
             source: object_store::Error::Generic {
                 store: "S3",
                 source: "connection refused".into(),
             },
-        };
+        });
         assert_eq!(transient.exit_code(), exit_code::TRANSIENT);
         assert_eq!(
             TrainError::Internal("x".into()).exit_code(),

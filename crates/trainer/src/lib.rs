@@ -6,16 +6,14 @@
 //! through [`TrainError`], whose [`ErrorClass`] maps to the exit codes in
 //! `kubetrain_api::exit_code`.
 
+pub mod blocking;
 pub mod cache;
 pub mod data;
 pub mod error;
 pub mod labels;
-pub mod location;
 pub mod metrics;
-pub mod model;
 pub mod pipeline;
 pub mod progress;
-pub mod scaler;
 pub mod solver;
 pub mod split;
 
@@ -23,5 +21,5 @@ pub use error::{DataError, ErrorClass, TrainError};
 pub use pipeline::{
     PredictConfig, Predictions, TrainConfig, TrainSummary, Validation, predict, train,
 };
-pub use progress::{Progress, ProgressSink};
+pub use progress::{Iteration, ProgressSink};
 pub use solver::{FitParams, SolverKind};

@@ -22,10 +22,10 @@ pub struct ClassMetrics {
     pub support: u64,
 }
 
-/// Metrics of a set of predictions.
+/// Evaluation of a set of predictions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Metrics {
+pub struct Evaluation {
     /// Rows evaluated.
     pub rows: u64,
     /// Fraction of rows predicted correctly.
@@ -38,11 +38,11 @@ pub struct Metrics {
     pub confusion_matrix: Vec<Vec<u64>>,
 }
 
-impl Metrics {
+impl Evaluation {
     /// Evaluate `proba` (rows × classes) against true class indices `y`.
-    pub fn compute(proba: &Array2<f64>, y: &[usize], classes: &[String]) -> Metrics {
+    pub fn compute(proba: &Array2<f64>, y: &[usize], classes: &[String]) -> Evaluation {
         let k = classes.len();
-        let predicted = crate::model::argmax_rows(proba);
+        let predicted = kubetrain_model::argmax_rows(proba);
         let mut confusion = vec![vec![0u64; k]; k];
         let mut log_loss = 0.0;
         for (i, (&truth, &guess)) in y.iter().zip(&predicted).enumerate() {
@@ -69,7 +69,7 @@ impl Metrics {
                 }
             })
             .collect();
-        Metrics {
+        Evaluation {
             rows: rows as u64,
             accuracy: ratio(correct as f64, rows as f64),
             log_loss: if rows == 0 {
@@ -96,7 +96,7 @@ mod tests {
     fn hand_computed_example() {
         let proba = array![[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.8, 0.2]];
         let y = [0, 0, 1, 1];
-        let m = Metrics::compute(&proba, &y, &["a".into(), "b".into()]);
+        let m = Evaluation::compute(&proba, &y, &["a".into(), "b".into()]);
         assert_eq!(m.rows, 4);
         assert_eq!(m.accuracy, 0.5);
         assert_eq!(m.confusion_matrix, vec![vec![1, 1], vec![1, 1]]);
@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn never_predicted_class_has_zero_precision_not_nan() {
         let proba = array![[0.9, 0.1], [0.8, 0.2]];
-        let m = Metrics::compute(&proba, &[0, 1], &["a".into(), "b".into()]);
+        let m = Evaluation::compute(&proba, &[0, 1], &["a".into(), "b".into()]);
         assert_eq!(m.per_class[1].precision, 0.0);
         assert_eq!(m.per_class[1].f1, 0.0);
         assert!(m.log_loss.is_finite());

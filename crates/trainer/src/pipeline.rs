@@ -18,15 +18,16 @@ use linfa::DatasetBase;
 use ndarray::{Array2, ArrayView1};
 use sha2::{Digest, Sha256};
 
+use kubetrain_model::{ClassSet, Model, Scaler, argmax_rows};
+use kubetrain_storage::Location;
+
+use crate::blocking::block_on;
 use crate::cache::{self, DatasetCache};
 use crate::data::{ColumnSelection, Table, parse_csv};
 use crate::error::TrainError;
-use crate::labels::ClassSet;
-use crate::location::{Location, block_on};
-use crate::metrics::Metrics;
-use crate::model::{Model, argmax_rows};
+use crate::labels;
+use crate::metrics::Evaluation;
 use crate::progress::ProgressSink;
-use crate::scaler::Scaler;
 use crate::solver;
 use crate::split::{split_rows, take, take_rows};
 
@@ -34,7 +35,7 @@ mod config;
 mod summary;
 
 pub use config::{PredictConfig, TrainConfig, Validation};
-pub use summary::{DatasetSummary, Fingerprint, FitSummary, ModelRef, Timings, TrainSummary};
+pub use summary::{Fingerprint, FitSummary, ModelFile, Timings, TrainSummary, TrainingData};
 
 /// Name of the model object under the output prefix.
 pub const MODEL_FILE: &str = "model.json";
@@ -97,8 +98,8 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
 
     let raw = labels_of(&table)?;
     let classes = match &validation_input {
-        Some((v, _)) => ClassSet::from_raw(&[raw, labels_of(v)?]),
-        None => ClassSet::from_raw(&[raw]),
+        Some((v, _)) => labels::class_set(&[raw, labels_of(v)?]),
+        None => labels::class_set(&[raw]),
     };
     if classes.len() < 2 {
         return Err(TrainError::SingleClass {
@@ -168,11 +169,12 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
         features.clone(),
         &classes,
         scaler,
-        &fitted,
+        fitted.coefficients.view(),
+        fitted.intercepts.view(),
     );
     let (metrics, evaluated_on) = match &held_out {
         Some((x, y)) => (
-            Metrics::compute(&model.predict_proba(x.view()), y, &classes.labels),
+            Evaluation::compute(&model.predict_proba(x.view()), y, &classes.labels),
             "validation",
         ),
         None => {
@@ -186,7 +188,7 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
             };
             let proba = identity.predict_proba(x_train.view());
             (
-                Metrics::compute(&proba, &y_train, &classes.labels),
+                Evaluation::compute(&proba, &y_train, &classes.labels),
                 "training",
             )
         }
@@ -201,12 +203,12 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
     let summary_location = output.child(SUMMARY_FILE);
     let summary = TrainSummary::new(summary::Parts {
         config,
-        model: ModelRef {
+        model: ModelFile {
             uri: model_location.uri().to_string(),
             sha256: hex::encode(Sha256::digest(&model_bytes)),
             bytes: model_bytes.len() as u64,
         },
-        dataset: DatasetSummary {
+        dataset: TrainingData {
             fingerprint,
             features: features.clone(),
             classes: classes.labels.clone(),
@@ -226,7 +228,7 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
         model_location.write(model_bytes).await?;
         if let Err(error) = summary_location.write(summary_bytes).await {
             let _ = model_location.delete().await;
-            return Err(error);
+            return Err(error.into());
         }
         Ok(())
     })?;
@@ -272,7 +274,7 @@ pub fn predict(config: &PredictConfig) -> Result<Predictions, TrainError> {
     let probabilities = pool.install(|| model.predict_proba(table.features.view()));
     let predicted = argmax_rows(&probabilities);
     let accuracy = table.labels.as_ref().map(|raw| {
-        let truth = model.class_set().encode(raw);
+        let truth = labels::encode(&model.class_set(), raw);
         let correct = truth
             .iter()
             .zip(&predicted)
@@ -310,14 +312,14 @@ fn dataset(
 ) -> Result<(Table, Fingerprint), TrainError> {
     let clock = Instant::now();
     if let Some(cache) = cache {
-        let meta = block_on(location.head())?;
+        let meta = block_on(async { Ok(location.head().await?) })?;
         if let Some(hit) = cache.load(&DatasetCache::key(uri, &meta, selection)) {
             *read += clock.elapsed();
             tracing::info!(uri, "dataset loaded from the dataset cache");
             return Ok(hit);
         }
     }
-    let (bytes, meta) = block_on(location.read_with_meta())?;
+    let (bytes, meta) = block_on(async { Ok(location.read_with_meta().await?) })?;
     *read += clock.elapsed();
     let clock = Instant::now();
     let loaded = load(pool, uri, &bytes, selection)?;
@@ -363,8 +365,7 @@ fn labels_of(table: &Table) -> Result<&crate::data::RawLabels, TrainError> {
 }
 
 fn encode(classes: &ClassSet, raw: &crate::data::RawLabels) -> Result<Vec<usize>, TrainError> {
-    classes
-        .encode(raw)
+    labels::encode(classes, raw)
         .into_iter()
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| TrainError::Internal("a label is missing from the class set".into()))

@@ -3,33 +3,16 @@
 
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use serde::Serialize;
-
-/// One progress report, sent after each solver iteration.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Progress {
-    /// Iterations done so far (1-based).
-    pub iteration: u64,
-    /// The iteration budget (`maxIterations`); the run may converge earlier.
-    pub total: u64,
-    /// The objective divided by the number of training rows: mean log loss plus the L2 term.
-    pub loss: f64,
-    /// Time since fitting started.
-    #[serde(rename = "elapsedSeconds", serialize_with = "as_seconds")]
-    pub elapsed: Duration,
-}
-
-fn as_seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
+/// One progress report, sent after each solver iteration: the event type of the trainer's
+/// JSON-lines protocol, so writer and readers share it.
+pub use kubetrain_api::Iteration;
+use kubetrain_api::TrainerEvent;
 
 /// Receives progress reports. Called from the thread that called `train`, never concurrently.
 pub trait ProgressSink {
     /// Called once per solver iteration; must return quickly (it runs between iterations).
-    fn report(&self, progress: &Progress);
+    fn report(&self, progress: &Iteration);
 }
 
 /// Discards all reports.
@@ -37,7 +20,7 @@ pub trait ProgressSink {
 pub struct NoProgress;
 
 impl ProgressSink for NoProgress {
-    fn report(&self, _progress: &Progress) {}
+    fn report(&self, _progress: &Iteration) {}
 }
 
 /// One JSON object per line, e.g.
@@ -56,21 +39,9 @@ impl<W: Write> JsonLines<W> {
     }
 }
 
-#[derive(Serialize)]
-struct Event<'a> {
-    event: &'static str,
-    #[serde(flatten)]
-    progress: &'a Progress,
-}
-
 impl<W: Write> ProgressSink for JsonLines<W> {
-    fn report(&self, progress: &Progress) {
-        let Ok(line) = serde_json::to_string(&Event {
-            event: "progress",
-            progress,
-        }) else {
-            return;
-        };
+    fn report(&self, progress: &Iteration) {
+        let line = TrainerEvent::Progress(progress.clone()).to_line();
         if let Ok(mut out) = self.out.lock() {
             // A closed pipe must not abort training: the reader only loses progress.
             let _ = writeln!(out, "{line}").and_then(|()| out.flush());
@@ -94,7 +65,7 @@ impl<W: Write> Text<W> {
 }
 
 impl<W: Write> ProgressSink for Text<W> {
-    fn report(&self, p: &Progress) {
+    fn report(&self, p: &Iteration) {
         if let Ok(mut out) = self.out.lock() {
             let _ = writeln!(
                 out,
@@ -112,12 +83,13 @@ impl<W: Write> ProgressSink for Text<W> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn json_lines_are_one_object_per_report() {
         let sink = JsonLines::new(Vec::new());
         for iteration in 1..=2 {
-            sink.report(&Progress {
+            sink.report(&Iteration {
                 iteration,
                 total: 10,
                 loss: 0.5,

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use futures::StreamExt;
-use kubetrain_trainer::location::Location;
+use kubetrain_storage::Location;
 use object_store::buffered::BufWriter;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kubetrain_api::{ModelRef, TrainingRun};
-use kubetrain_trainer::location::Location;
+use kubetrain_storage::Location;
 use object_store::ObjectStoreExt;
 
 use crate::error::ApiError;
@@ -97,7 +97,7 @@ pub(crate) fn storage_error(location: &Location, error: object_store::Error) -> 
     let error = location.read_error(error);
     tracing::warn!(error = %error, "cannot read a model from storage");
     match error.class() {
-        kubetrain_trainer::ErrorClass::BadInput => ApiError::new(
+        kubetrain_api::ErrorClass::BadInput => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "BadGateway",
             format!(

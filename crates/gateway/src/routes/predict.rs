@@ -19,7 +19,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use kubetrain_api::ModelRef;
-use kubetrain_trainer::model::{Model, argmax_rows};
+use kubetrain_model::{Model, argmax_rows};
 use ndarray::{Array2, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

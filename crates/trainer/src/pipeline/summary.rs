@@ -1,9 +1,12 @@
 //! `summary.json`: what was trained, on what, how well, and how long it took.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kubetrain_api::{Progress, TrainerEvent, TrainerResults};
 use serde::{Deserialize, Serialize};
 
 use super::config::{TrainConfig, Validation};
-use crate::metrics::Metrics;
+use crate::metrics::Evaluation;
 use crate::solver::{Fitted, SolverKind};
 
 /// Version of the summary layout; bumped only on incompatible changes.
@@ -12,7 +15,7 @@ pub const SUMMARY_VERSION: u32 = 1;
 /// Where the model went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ModelRef {
+pub struct ModelFile {
     /// URI of `model.json`.
     pub uri: String,
     /// SHA-256 of the model file, hex.
@@ -38,7 +41,7 @@ pub struct Fingerprint {
 /// The training data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DatasetSummary {
+pub struct TrainingData {
     /// The file itself.
     #[serde(flatten)]
     pub fingerprint: Fingerprint,
@@ -114,18 +117,18 @@ pub struct TrainSummary {
     /// [`SUMMARY_VERSION`].
     pub format_version: u32,
     /// The written model.
-    pub model: ModelRef,
+    pub model: ModelFile,
     /// Parameters used.
     pub params: ParamsSummary,
     /// The training data.
-    pub dataset: DatasetSummary,
+    pub dataset: TrainingData,
     /// The validation file, when one was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validation_dataset: Option<Fingerprint>,
     /// `validation` (held-out rows or file) or `training` (fraction 0).
     pub evaluated_on: String,
-    /// Metrics on those rows.
-    pub metrics: Metrics,
+    /// Evaluation on those rows.
+    pub metrics: Evaluation,
     /// How the fit ended.
     pub fit: FitSummary,
     /// Timings.
@@ -134,10 +137,10 @@ pub struct TrainSummary {
 
 pub(super) struct Parts<'a> {
     pub config: &'a TrainConfig,
-    pub model: ModelRef,
-    pub dataset: DatasetSummary,
+    pub model: ModelFile,
+    pub dataset: TrainingData,
     pub validation_dataset: Option<Fingerprint>,
-    pub metrics: Metrics,
+    pub metrics: Evaluation,
     pub evaluated_on: &'static str,
     pub fitted: &'a Fitted,
     pub timings: Timings,
@@ -148,6 +151,56 @@ impl TrainSummary {
     /// quantity progress reports as `loss` while training.
     pub fn training_loss(&self) -> f64 {
         self.fit.objective / self.dataset.train_rows.max(1) as f64
+    }
+
+    /// The status fields the trainer owns after this successful attempt, observed at `now`.
+    pub fn results(&self, now: Timestamp) -> TrainerResults {
+        let m = &self.metrics;
+        let macro_f1 = if m.per_class.is_empty() {
+            None
+        } else {
+            Some(m.per_class.iter().map(|c| c.f1).sum::<f64>() / m.per_class.len() as f64)
+        };
+        let total = self.params.max_iterations;
+        TrainerResults {
+            progress: Progress {
+                iteration: self.fit.iterations.unwrap_or(total),
+                total,
+                percent: 100.0,
+                loss: Some(self.training_loss()),
+                estimated_remaining_seconds: Some(0.0),
+                updated: Some(Time(now)),
+            },
+            metrics: kubetrain_api::Metrics {
+                evaluated_on: Some(self.evaluated_on.clone()),
+                accuracy: Some(m.accuracy),
+                log_loss: Some(m.log_loss),
+                macro_f1,
+                validation_rows: Some(m.rows),
+                training_loss: Some(self.training_loss()),
+                iterations: self.fit.iterations,
+                converged: Some(self.fit.converged),
+            },
+            model: kubetrain_api::ModelRef {
+                uri: self.model.uri.clone(),
+                sha256: self.model.sha256.clone(),
+                bytes: self.model.bytes,
+            },
+            dataset: kubetrain_api::DatasetSummary {
+                rows: self.dataset.fingerprint.rows,
+                features: self.dataset.features.len() as u64,
+                classes: self.dataset.classes.len() as u64,
+                sha256: self.dataset.fingerprint.sha256.clone(),
+            },
+        }
+    }
+
+    /// The `completed` event of the trainer's JSON-lines protocol for this summary.
+    pub fn completed_event(&self, now: Timestamp) -> TrainerEvent {
+        TrainerEvent::Completed {
+            results: Box::new(self.results(now)),
+            summary: serde_json::to_value(self).unwrap_or_default(),
+        }
     }
 
     pub(super) fn new(parts: Parts<'_>) -> TrainSummary {

@@ -21,7 +21,7 @@ use ndarray::Array1;
 use super::objective::Objective;
 use super::{FitParams, Fitted, unflatten};
 use crate::error::TrainError;
-use crate::progress::{Progress, ProgressSink};
+use crate::progress::{Iteration, ProgressSink};
 
 type Param = Array1<f64>;
 type Iter = IterState<Param, Param, (), (), (), f64>;
@@ -117,7 +117,7 @@ pub(super) fn fit(
             })
         });
         for (iteration, value) in rx {
-            sink.report(&Progress {
+            sink.report(&Iteration {
                 iteration,
                 total: max_iterations,
                 loss: value,

@@ -20,6 +20,8 @@
 use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 
+use kubetrain_model::sigmoid;
+
 use crate::error::TrainError;
 
 const BLOCK_ROWS: usize = 2048;
@@ -170,32 +172,9 @@ impl<'a> Objective<'a> {
     }
 }
 
-/// Softmax of a row of scores, in place, with the row maximum subtracted first.
-pub(crate) fn softmax_in_place(z: &mut [f64]) {
-    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut sum = 0.0;
-    for v in z.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in z.iter_mut() {
-        *v /= sum;
-    }
-}
-
 /// `log(1 + e^s)` without overflow.
 pub(crate) fn softplus(s: f64) -> f64 {
     s.max(0.0) + (-s.abs()).exp().ln_1p()
-}
-
-/// `1 / (1 + e^-s)` without overflow.
-pub(crate) fn sigmoid(s: f64) -> f64 {
-    if s >= 0.0 {
-        1.0 / (1.0 + (-s).exp())
-    } else {
-        let e = s.exp();
-        e / (1.0 + e)
-    }
 }
 
 fn axpy(z: &mut [f64], a: f64, x: &[f32]) {

@@ -6,10 +6,11 @@ use ndarray::ArrayView1;
 
 use super::*;
 use crate::data::{ColumnSelection, parse_csv};
-use crate::labels::ClassSet;
-use crate::model::{Model, argmax_rows};
-use crate::progress::{NoProgress, Progress};
-use crate::scaler::Scaler;
+use crate::labels;
+use crate::progress::{Iteration, NoProgress};
+use kubetrain_model::ClassSet;
+use kubetrain_model::Scaler;
+use kubetrain_model::{Model, argmax_rows};
 
 pub(crate) fn dataset_path(name: &str) -> String {
     format!("{}/../../tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -31,9 +32,8 @@ fn load(name: &str) -> Loaded {
     };
     let table = parse_csv(&bytes, &selection).unwrap();
     let raw = table.labels.unwrap();
-    let classes = ClassSet::from_raw(&[&raw]);
-    let y = classes
-        .encode(&raw)
+    let classes = labels::class_set(&[&raw]);
+    let y = labels::encode(&classes, &raw)
         .into_iter()
         .map(Option::unwrap)
         .collect();
@@ -67,7 +67,14 @@ fn test_accuracy(train: &str, test: &str, kind: SolverKind) -> (f64, Fitted) {
         tolerance: 1e-4,
     };
     let fitted = fit_on(kind, &data, &params, &NoProgress);
-    let model = Model::from_fit("label", data.names.clone(), &data.classes, scaler, &fitted);
+    let model = Model::from_fit(
+        "label",
+        data.names.clone(),
+        &data.classes,
+        scaler,
+        fitted.coefficients.view(),
+        fitted.intercepts.view(),
+    );
     let held_out = load(test);
     let predicted = argmax_rows(&model.predict_proba(held_out.x.view()));
     let correct = predicted
@@ -137,10 +144,10 @@ fn multinomial_digits_reaches_scikit_learn_accuracy() {
     assert_eq!(fitted.coefficients.dim(), (10, 64));
 }
 
-struct Recorder(RefCell<Vec<Progress>>);
+struct Recorder(RefCell<Vec<Iteration>>);
 
 impl ProgressSink for Recorder {
-    fn report(&self, progress: &Progress) {
+    fn report(&self, progress: &Iteration) {
         self.0.borrow_mut().push(progress.clone());
     }
 }

@@ -23,13 +23,17 @@
 //! `formatVersion` changes only when a reader of the previous version would misread a file;
 //! adding optional fields does not change it. Readers refuse versions they do not know.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::labels::{ClassSet, LabelKind};
-use crate::scaler::Scaler;
-use crate::solver::objective::{sigmoid, softmax_in_place};
+pub mod labels;
+pub mod link;
+pub mod scaler;
+
+pub use labels::{ClassSet, LabelKind};
+pub use link::{sigmoid, softmax_in_place};
+pub use scaler::Scaler;
 
 /// The `format` value of every kubetrain logistic-regression model.
 pub const FORMAT: &str = "kubetrain.dev/logistic-regression";
@@ -61,13 +65,15 @@ pub struct Model {
 }
 
 impl Model {
-    /// The model of a fit: `fitted` solved on data standardized by `scaler`.
+    /// The model of a fit solved on data standardized by `scaler`: `coefficients` of shape
+    /// (1 for two classes, else classes) × features, one intercept per row.
     pub fn from_fit(
         label_column: &str,
         feature_names: Vec<String>,
         classes: &ClassSet,
         scaler: Scaler,
-        fitted: &crate::solver::Fitted,
+        coefficients: ArrayView2<'_, f64>,
+        intercepts: ArrayView1<'_, f64>,
     ) -> Model {
         Model {
             format: FORMAT.into(),
@@ -77,13 +83,12 @@ impl Model {
             classes: classes.labels.clone(),
             label_kind: classes.kind,
             scaler,
-            coefficients: fitted
-                .coefficients
+            coefficients: coefficients
                 .rows()
                 .into_iter()
                 .map(|r| r.to_vec())
                 .collect(),
-            intercepts: fitted.intercepts.to_vec(),
+            intercepts: intercepts.to_vec(),
         }
     }
 
@@ -223,7 +228,7 @@ mod tests {
     use super::*;
     use ndarray::array;
 
-    pub(crate) fn binary() -> Model {
+    fn binary() -> Model {
         Model {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,

@@ -12,7 +12,6 @@
 //! Retries are bounded (3 retries, 30 s in all) so that an unreachable server surfaces as a
 //! transient error quickly; the Job's `backoffLimit` is the outer retry loop.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +24,71 @@ use object_store::{
     RetryConfig,
 };
 
-use crate::error::TrainError;
+use kubetrain_api::ErrorClass;
+
+/// Why a location cannot be used or its object cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The URI cannot name an object (bad input).
+    #[error("{field}: '{uri}' is not a valid location: {reason}")]
+    InvalidLocation {
+        /// The flag or spec field the URI came from.
+        field: &'static str,
+        /// The URI as given.
+        uri: String,
+        /// What is wrong and what would be valid.
+        reason: String,
+    },
+    /// No object at the location (bad input).
+    #[error("{uri} not found: check the path, bucket and key ({source})")]
+    NotFound {
+        /// The object's URI.
+        uri: String,
+        /// The store's answer.
+        #[source]
+        source: object_store::Error,
+    },
+    /// The store refused the credentials (bad input).
+    #[error("{uri}: access denied; check the storage credentials ({source})")]
+    AccessDenied {
+        /// The object's URI.
+        uri: String,
+        /// The store's answer.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Reading failed in a way that may pass on retry (transient).
+    #[error("could not read {uri}: {source}")]
+    Read {
+        /// The object's URI.
+        uri: String,
+        /// The store's answer.
+        #[source]
+        source: object_store::Error,
+    },
+    /// Writing failed in a way that may pass on retry (transient).
+    #[error("could not write {uri}: {source}")]
+    Write {
+        /// The object's URI.
+        uri: String,
+        /// The store's answer.
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+impl StorageError {
+    /// Whether retrying can help: invalid, missing and forbidden are bad input, the rest
+    /// transient.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StorageError::InvalidLocation { .. }
+            | StorageError::NotFound { .. }
+            | StorageError::AccessDenied { .. } => ErrorClass::BadInput,
+            StorageError::Read { .. } | StorageError::Write { .. } => ErrorClass::Transient,
+        }
+    }
+}
 
 /// A parsed location: which store, and which object in it.
 #[derive(Debug, Clone)]
@@ -37,8 +100,8 @@ pub struct Location {
 
 impl Location {
     /// Parse `uri`; `field` names the flag or spec field it came from, for error messages.
-    pub fn parse(field: &'static str, uri: &str) -> Result<Self, TrainError> {
-        let invalid = |reason: String| TrainError::InvalidLocation {
+    pub fn parse(field: &'static str, uri: &str) -> Result<Self, StorageError> {
+        let invalid = |reason: String| StorageError::InvalidLocation {
             field,
             uri: uri.to_string(),
             reason,
@@ -118,8 +181,8 @@ impl Location {
 
     /// Classify a storage error about this location as [`Location::read`] does: missing
     /// objects and denied access are bad input, anything else is a transient read error.
-    pub fn read_error(&self, error: object_store::Error) -> TrainError {
-        self.classify(error, |uri, source| TrainError::Read { uri, source })
+    pub fn read_error(&self, error: object_store::Error) -> StorageError {
+        self.classify(error, |uri, source| StorageError::Read { uri, source })
     }
 
     /// The object `name` under this location taken as a prefix ("directory").
@@ -134,9 +197,9 @@ impl Location {
     /// Read the whole object.
     ///
     /// # Errors
-    /// [`TrainError::NotFound`] / [`TrainError::AccessDenied`] (bad input) or
-    /// [`TrainError::Read`] (transient).
-    pub async fn read(&self) -> Result<Bytes, TrainError> {
+    /// [`StorageError::NotFound`] / [`StorageError::AccessDenied`] (bad input) or
+    /// [`StorageError::Read`] (transient).
+    pub async fn read(&self) -> Result<Bytes, StorageError> {
         Ok(self.read_with_meta().await?.0)
     }
 
@@ -145,7 +208,7 @@ impl Location {
     ///
     /// # Errors
     /// As [`Location::read`].
-    pub async fn read_with_meta(&self) -> Result<(Bytes, ObjectMeta), TrainError> {
+    pub async fn read_with_meta(&self) -> Result<(Bytes, ObjectMeta), StorageError> {
         let result = match self.store.get(&self.path).await {
             Ok(result) => {
                 let meta = result.meta.clone();
@@ -153,48 +216,48 @@ impl Location {
             }
             Err(e) => Err(e),
         };
-        result.map_err(|e| self.classify(e, |uri, source| TrainError::Read { uri, source }))
+        result.map_err(|e| self.classify(e, |uri, source| StorageError::Read { uri, source }))
     }
 
     /// What the store says about the object, without reading it.
     ///
     /// # Errors
     /// As [`Location::read`].
-    pub async fn head(&self) -> Result<ObjectMeta, TrainError> {
+    pub async fn head(&self) -> Result<ObjectMeta, StorageError> {
         self.store
             .head(&self.path)
             .await
-            .map_err(|e| self.classify(e, |uri, source| TrainError::Read { uri, source }))
+            .map_err(|e| self.classify(e, |uri, source| StorageError::Read { uri, source }))
     }
 
     /// Write the whole object (atomically on both stores: S3 PUT, local temp file + rename).
-    pub async fn write(&self, bytes: Bytes) -> Result<(), TrainError> {
+    pub async fn write(&self, bytes: Bytes) -> Result<(), StorageError> {
         self.store
             .put(&self.path, PutPayload::from(bytes))
             .await
             .map(|_| ())
-            .map_err(|e| self.classify(e, |uri, source| TrainError::Write { uri, source }))
+            .map_err(|e| self.classify(e, |uri, source| StorageError::Write { uri, source }))
     }
 
     /// Delete the object; a missing object is not an error.
-    pub async fn delete(&self) -> Result<(), TrainError> {
+    pub async fn delete(&self) -> Result<(), StorageError> {
         match self.store.delete(&self.path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.classify(e, |uri, source| TrainError::Write { uri, source })),
+            Err(e) => Err(self.classify(e, |uri, source| StorageError::Write { uri, source })),
         }
     }
 
     fn classify(
         &self,
         error: object_store::Error,
-        otherwise: impl FnOnce(String, object_store::Error) -> TrainError,
-    ) -> TrainError {
+        otherwise: impl FnOnce(String, object_store::Error) -> StorageError,
+    ) -> StorageError {
         let uri = self.uri.clone();
         match error {
-            e @ object_store::Error::NotFound { .. } => TrainError::NotFound { uri, source: e },
+            e @ object_store::Error::NotFound { .. } => StorageError::NotFound { uri, source: e },
             e @ (object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. }) => {
-                TrainError::AccessDenied { uri, source: e }
+                StorageError::AccessDenied { uri, source: e }
             }
             e => otherwise(uri, e),
         }
@@ -228,33 +291,18 @@ fn normalize(path: &std::path::Path) -> std::path::PathBuf {
     out
 }
 
-/// Run an async storage operation to completion from synchronous code.
-///
-/// The future runs on a fresh single-threaded runtime in a scoped thread, so this works both
-/// from plain threads and from inside another Tokio runtime (where a nested `block_on` would
-/// panic). Storage I/O is a handful of large requests, so the extra thread costs nothing.
-pub fn block_on<T: Send>(
-    future: impl Future<Output = Result<T, TrainError>> + Send,
-) -> Result<T, TrainError> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| TrainError::Internal(format!("cannot start an I/O runtime: {e}")))?
-                    .block_on(future)
-            })
-            .join()
-            .unwrap_or_else(|_| Err(TrainError::Internal("the I/O thread panicked".into())))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::error::ErrorClass;
+
+    fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
 
     #[test]
     fn local_roundtrip_and_missing_file() {
