@@ -2,6 +2,9 @@
 //! local process pool both start the trainer with exactly these arguments and variables, so a
 //! run trains the same way anywhere.
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
 use crate::{AlgorithmRef, TrainingRun, TrainingRunSpec};
 
 /// Environment variable naming the TrainingRun a trainer reports its status into.
@@ -171,6 +174,28 @@ pub fn trainer_args(spec: &TrainingRunSpec, threads: Option<u32>) -> Vec<String>
     args
 }
 
+/// Trainer threads for a container with `resources`: its CPU limit (else request) rounded up,
+/// at least 1; `None` lets the trainer use every core it sees.
+pub fn trainer_threads(resources: Option<&ResourceRequirements>) -> Option<u32> {
+    let resources = resources?;
+    let cpu = resources
+        .limits
+        .as_ref()
+        .and_then(|l| l.get("cpu"))
+        .or_else(|| resources.requests.as_ref().and_then(|r| r.get("cpu")))?;
+    cpu_cores(cpu)
+}
+
+/// Cores in a CPU quantity, rounded up: `"2"` -> 2, `"1500m"` -> 2, `"0.5"` -> 1.
+pub fn cpu_cores(quantity: &Quantity) -> Option<u32> {
+    let text = quantity.0.trim();
+    let cores = match text.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().ok()? / 1000.0,
+        None => text.parse::<f64>().ok()?,
+    };
+    (cores.is_finite() && cores > 0.0).then(|| cores.ceil().max(1.0) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -256,5 +281,15 @@ mod tests {
         assert!(line.contains("--validation-data /d/test.csv"), "{line}");
         assert!(!line.contains("--validation-fraction"), "{line}");
         assert!(!line.contains("--threads"), "{line}");
+    }
+
+    #[test]
+    fn cpu_quantities_round_up() {
+        let q = |s: &str| cpu_cores(&Quantity(s.to_owned()));
+        assert_eq!(q("2"), Some(2));
+        assert_eq!(q("1500m"), Some(2));
+        assert_eq!(q("0.5"), Some(1));
+        assert_eq!(q("250m"), Some(1));
+        assert_eq!(q("nonsense"), None);
     }
 }

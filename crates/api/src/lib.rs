@@ -6,14 +6,23 @@
 //! - [`crd`]: the CustomResourceDefinition with its CEL rules, and a structural-schema check.
 //! - [`exit_code`]: the trainer's exit codes, shared by everything that runs it.
 //! - [`invocation`]: the trainer's command line for a run, shared by the Job and local mode.
+//! - [`report`]: the trainer's progress events and the status fields it owns.
+//! - [`conditions`]: metav1.Condition merging; [`validate`]: what the schema cannot check.
 
+pub mod conditions;
 pub mod crd;
 pub mod exit_code;
 pub mod invocation;
+pub mod lifecycle;
+pub mod meta;
+pub mod report;
 pub mod spec;
 pub mod status;
+pub mod validate;
 
 pub use crd::{crd, crd_yaml};
+pub use exit_code::ErrorClass;
+pub use report::{Iteration, TrainerEvent, TrainerResults};
 pub use spec::{
     Algorithm, AlgorithmRef, DataFormat, DatasetSpec, LogisticRegression, OutputSpec,
     SecretReference, StorageSpec, TrainingRun, TrainingRunSpec,
@@ -21,6 +30,7 @@ pub use spec::{
 pub use status::{
     DatasetSummary, Metrics, ModelRef, Phase, Progress, TrainerError, TrainingRunStatus, condition,
 };
+pub use validate::{FieldError, validate_spec};
 
 /// API group of every kubetrain resource.
 pub const GROUP: &str = "kubetrain.dev";

@@ -14,7 +14,9 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
-use kubetrain_api::invocation::{self, EnvValue, StatusReport, StorageEnv, trainer_args};
+use kubetrain_api::invocation::{
+    self, EnvValue, StatusReport, StorageEnv, trainer_args, trainer_threads,
+};
 use kubetrain_api::{TrainingRun, exit_code};
 
 /// Label on a run's Job and Pods naming the run.
@@ -88,28 +90,6 @@ pub fn trainer_resources(
         .get_or_insert_with(BTreeMap::new)
         .extend(missing);
     Some(resources)
-}
-
-/// Trainer threads for a container with `resources`: its CPU limit (else request) rounded up,
-/// at least 1; `None` lets the trainer use every core it sees.
-pub fn trainer_threads(resources: Option<&ResourceRequirements>) -> Option<u32> {
-    let resources = resources?;
-    let cpu = resources
-        .limits
-        .as_ref()
-        .and_then(|l| l.get("cpu"))
-        .or_else(|| resources.requests.as_ref().and_then(|r| r.get("cpu")))?;
-    cpu_cores(cpu)
-}
-
-/// Cores in a CPU quantity, rounded up: `"2"` -> 2, `"1500m"` -> 2, `"0.5"` -> 1.
-fn cpu_cores(quantity: &Quantity) -> Option<u32> {
-    let text = quantity.0.trim();
-    let cores = match text.strip_suffix('m') {
-        Some(milli) => milli.parse::<f64>().ok()? / 1000.0,
-        None => text.parse::<f64>().ok()?,
-    };
-    (cores.is_finite() && cores > 0.0).then(|| cores.ceil().max(1.0) as u32)
 }
 
 /// The Job that trains `run`.

@@ -264,13 +264,3 @@ fn run_overrides_image_and_service_account_and_queue_label_is_copied() {
     assert_eq!(pod.service_account_name.as_deref(), Some("ml-team"));
     assert_eq!(job.metadata.labels.as_ref().unwrap()[QUEUE_LABEL], "team-a");
 }
-
-#[test]
-fn cpu_quantities_round_up() {
-    let q = |s: &str| cpu_cores(&Quantity(s.to_owned()));
-    assert_eq!(q("2"), Some(2));
-    assert_eq!(q("1500m"), Some(2));
-    assert_eq!(q("0.5"), Some(1));
-    assert_eq!(q("250m"), Some(1));
-    assert_eq!(q("nonsense"), None);
-}

@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
+use kubetrain_api::lifecycle::{self, StatusChange};
 use kubetrain_api::{Phase, TrainingRun, TrainingRunStatus, condition};
 
-use crate::conditions::{self, Observation};
 use crate::pods::{self, PodTrouble};
 
 /// What the controller should write and do after looking at a run.
@@ -40,73 +39,36 @@ pub struct Observed<'a> {
     pub now: Timestamp,
 }
 
-/// The controller-owned status under construction.
-struct Builder {
-    status: TrainingRunStatus,
-    generation: i64,
-    now: Timestamp,
-}
-
-impl Builder {
-    fn condition(&mut self, type_: &str, value: bool, reason: &str, message: impl Into<String>) {
-        let observation = Observation {
-            type_,
-            status: value,
-            reason,
-            message: message.into(),
-        };
-        conditions::set(
-            &mut self.status.conditions,
-            observation,
-            self.generation,
-            self.now,
-        );
-    }
-
-    fn finish(&mut self, phase: Phase, message: String) {
-        self.status.phase = Some(phase);
-        self.status.message = Some(message);
-        self.condition(condition::RUNNING, false, "Finished", "training ended");
-        if self.status.completion_time.is_none() {
-            self.status.completion_time = Some(Time(self.now));
-        }
-    }
-
-    fn fail(&mut self, reason: &str, message: String) {
-        self.condition(condition::FAILED, true, reason, message.clone());
-        self.finish(Phase::Failed, format!("{reason}: {message}"));
-    }
-}
-
 /// Derive the controller's status for `run`.
 pub fn decide(run: &TrainingRun, observed: Observed<'_>) -> Decision {
     let previous = run.status.clone().unwrap_or_default();
-    let mut b = Builder {
-        status: TrainingRunStatus {
-            phase: previous.phase,
-            conditions: previous.conditions.clone(),
-            observed_generation: run.metadata.generation,
-            algorithm: run.spec.algorithm.name().map(str::to_owned),
-            job_name: observed
-                .job
-                .map(ResourceExt::name_any)
-                .or(previous.job_name.clone()),
-            start_time: previous.start_time.clone(),
-            completion_time: previous.completion_time.clone(),
-            attempts: previous.attempts,
-            message: previous.message.clone(),
-            ..TrainingRunStatus::default()
-        },
-        generation: run.metadata.generation.unwrap_or_default(),
-        now: observed.now,
+    let mut status = TrainingRunStatus {
+        phase: previous.phase,
+        conditions: previous.conditions.clone(),
+        observed_generation: run.metadata.generation,
+        algorithm: run.spec.algorithm.name().map(str::to_owned),
+        job_name: observed
+            .job
+            .map(ResourceExt::name_any)
+            .or(previous.job_name.clone()),
+        start_time: previous.start_time.clone(),
+        completion_time: previous.completion_time.clone(),
+        attempts: previous.attempts,
+        message: previous.message.clone(),
+        ..TrainingRunStatus::default()
     };
     let mut decision = Decision {
         status: TrainingRunStatus::default(),
         delete_job: false,
         requeue_after: None,
     };
-    step(run, &previous, observed, &mut b, &mut decision);
-    decision.status = b.status;
+    let mut change = StatusChange {
+        status: &mut status,
+        generation: run.metadata.generation.unwrap_or_default(),
+        now: observed.now,
+    };
+    step(run, &previous, observed, &mut change, &mut decision);
+    decision.status = status;
     decision
 }
 
@@ -114,28 +76,24 @@ fn step(
     run: &TrainingRun,
     previous: &TrainingRunStatus,
     observed: Observed<'_>,
-    b: &mut Builder,
+    b: &mut StatusChange<'_>,
     decision: &mut Decision,
 ) {
     // Terminal runs stay terminal; only the model may still become ready.
     if previous.phase.is_some_and(Phase::is_terminal) {
         decision.delete_job = previous.phase == Some(Phase::Cancelled) && observed.job.is_some();
         if previous.phase == Some(Phase::Succeeded) {
-            model_ready(previous, b);
+            b.model_ready(previous.model.as_ref());
         }
         return;
     }
     if let Some(reason) = observed.invalid {
-        b.condition(condition::ACCEPTED, false, "InvalidSpec", reason);
-        b.fail("InvalidSpec", reason.to_owned());
+        b.condition(condition::ACCEPTED, false, lifecycle::INVALID_SPEC, reason);
+        b.fail(lifecycle::INVALID_SPEC, reason);
         return;
     }
     if run.spec.cancel {
-        b.condition(condition::FAILED, true, "Cancelled", "spec.cancel was set");
-        b.finish(
-            Phase::Cancelled,
-            "Cancelled: spec.cancel was set".to_owned(),
-        );
+        b.cancel();
         decision.delete_job = observed.job.is_some();
         return;
     }
@@ -159,63 +117,29 @@ fn step(
 
     if let Some(failed) = job_condition(job, "Failed") {
         let (reason, message) = failure_reason(previous, failed);
-        b.fail(&reason, message);
+        b.fail(&reason, &message);
         return;
     }
     if job_condition(job, "Complete").is_some() {
-        b.condition(
-            condition::COMPLETE,
-            true,
-            "Succeeded",
-            "the model was trained",
-        );
-        b.finish(
-            Phase::Succeeded,
-            "Succeeded: the model was trained".to_owned(),
-        );
-        model_ready(previous, b);
+        b.succeed();
+        b.model_ready(previous.model.as_ref());
         return;
     }
 
     let suspended = run.spec.suspend || job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
     if suspended {
-        b.condition(
-            condition::SUSPENDED,
-            true,
-            "Suspended",
-            "the run is suspended",
-        );
-        b.condition(
-            condition::RUNNING,
-            false,
-            "Suspended",
-            "the run is suspended",
-        );
-        b.status.phase = Some(Phase::Queued);
-        b.status.message = Some("Queued: the run is suspended".to_owned());
+        b.suspend();
         return;
     }
     // "Resumed" only after a real suspension: the start deadline counts from then.
-    let was_suspended = conditions::is_true(&previous.conditions, condition::SUSPENDED)
-        || conditions::get(&previous.conditions, condition::SUSPENDED)
-            .is_some_and(|c| c.reason == RESUMED);
-    let reason = if was_suspended {
-        RESUMED
+    b.not_suspended(if lifecycle::was_suspended(previous) {
+        lifecycle::RESUMED
     } else {
-        "NotSuspended"
-    };
-    b.condition(
-        condition::SUSPENDED,
-        false,
-        reason,
-        "the run is not suspended",
-    );
+        lifecycle::NOT_SUSPENDED
+    });
 
     let finishing = pods::any_succeeded(observed.pods);
     if finishing || pods::any_running(observed.pods) {
-        if b.status.start_time.is_none() {
-            b.status.start_time = Some(Time(b.now));
-        }
         let (reason, message, summary) = if finishing {
             (
                 "Finishing",
@@ -223,11 +147,13 @@ fn step(
                 "Running: the trainer finished, the Job is completing",
             )
         } else {
-            ("Training", "the trainer is running", "Running: training")
+            (
+                lifecycle::TRAINING,
+                "the trainer is running",
+                "Running: training",
+            )
         };
-        b.condition(condition::RUNNING, true, reason, message);
-        b.status.phase = Some(Phase::Running);
-        b.status.message = Some(summary.to_owned());
+        b.run(reason, message, summary);
         return;
     }
 
@@ -238,59 +164,23 @@ fn step(
         None if b.status.start_time.is_some() => "Pending: starting a new attempt".to_owned(),
         None => "Pending: waiting for the training Pod to start".to_owned(),
     };
-    b.condition(condition::RUNNING, false, "Waiting", waiting.clone());
-    b.status.phase = Some(Phase::Pending);
-    b.status.message = Some(waiting.clone());
+    b.wait(Phase::Pending, &waiting, waiting.clone());
     if let Some(deadline) = run.spec.start_deadline_seconds
         && b.status.start_time.is_none()
     {
-        let clock_start = start_clock(run, &b.status);
+        let created = run.metadata.creation_timestamp.as_ref().map(|t| t.0);
+        let clock_start = lifecycle::start_clock(created, Some(&*b.status));
         let due = clock_start.as_second().saturating_add(deadline);
         let left = due - b.now.as_second();
         if left <= 0 {
             b.fail(
-                "StartDeadlineExceeded",
-                format!(
-                    "not started within startDeadlineSeconds ({deadline}s); last seen: {waiting}"
-                ),
+                lifecycle::START_DEADLINE_EXCEEDED,
+                &lifecycle::start_deadline_exceeded(deadline, &waiting),
             );
             decision.delete_job = true;
         } else {
             decision.requeue_after = Some(Duration::from_secs(left.unsigned_abs()));
         }
-    }
-}
-
-const RESUMED: &str = "Resumed";
-
-/// The start deadline counts from creation, or from the last time the run was resumed.
-fn start_clock(run: &TrainingRun, status: &TrainingRunStatus) -> Timestamp {
-    let created = run
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map(|t| t.0)
-        .unwrap_or(Timestamp::UNIX_EPOCH);
-    let resumed = conditions::get(&status.conditions, condition::SUSPENDED)
-        .filter(|c| c.status == "False" && c.reason == RESUMED)
-        .map(|c| c.last_transition_time.0);
-    resumed.map_or(created, |resumed| resumed.max(created))
-}
-
-fn model_ready(previous: &TrainingRunStatus, b: &mut Builder) {
-    match &previous.model {
-        Some(model) => b.condition(
-            condition::MODEL_READY,
-            true,
-            "ModelStored",
-            format!("model stored at {} (sha256 {})", model.uri, model.sha256),
-        ),
-        None => b.condition(
-            condition::MODEL_READY,
-            false,
-            "WaitingForTrainer",
-            "the trainer has not reported the stored model yet",
-        ),
     }
 }
 
@@ -316,10 +206,9 @@ fn failure_reason(
     match (job_reason.as_str(), &previous.trainer_error) {
         ("PodFailurePolicy", Some(error)) => (error.reason.clone(), error.message.clone()),
         ("PodFailurePolicy", None) => ("BadInput".to_owned(), job_message),
-        ("BackoffLimitExceeded", Some(error)) => (
-            job_reason,
-            format!("all attempts failed; the last one: {}", error.message),
-        ),
+        (lifecycle::BACKOFF_LIMIT_EXCEEDED, Some(error)) => {
+            (job_reason, lifecycle::all_attempts_failed(&error.message))
+        }
         _ => (job_reason, job_message),
     }
 }

@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::fixtures::{at, job, pod, run, with_status};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kubetrain_api::conditions;
 
 fn decide_at(run: &TrainingRun, job: Option<&Job>, pods: &[Pod], now: &str) -> Decision {
     decide(

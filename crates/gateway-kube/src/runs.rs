@@ -17,6 +17,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use kubetrain_api::TrainingRun;
+use kubetrain_api::meta::strip_managed_fields;
 use kubetrain_gateway::{BackendError, ListQuery, RunList, Runs, listing};
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
@@ -370,14 +371,6 @@ fn clear_server_fields(run: &mut TrainingRun) {
     meta.self_link = None;
     meta.managed_fields = None;
     run.status = None;
-}
-
-fn strip_managed_fields(run: &mut TrainingRun) {
-    let meta = run.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,11 @@
 
 use std::process::ExitCode;
 
+use k8s_openapi::jiff::Timestamp;
 use kubetrain_api::invocation::{ENV_RUN_NAME, ENV_RUN_NAMESPACE};
-use kubetrain_controller::reporter::StatusReporter;
+use kubetrain_api::{Iteration, TrainerError};
+use kubetrain_controller::reporter::{ProgressForwarder, StatusReporter};
+use kubetrain_trainer::ProgressSink;
 
 use crate::train::{self, TrainArgs};
 
@@ -26,7 +29,7 @@ pub async fn train(args: TrainArgs) -> ExitCode {
         }
     };
     let reporter = StatusReporter::start(client, &namespace, &name);
-    let sink = reporter.sink();
+    let sink = ToStatus(reporter.sink());
     let (args, result) = match tokio::task::spawn_blocking(move || {
         let result = train::train_with(&args, &sink);
         (args, result)
@@ -40,13 +43,25 @@ pub async fn train(args: TrainArgs) -> ExitCode {
         }
     };
     let reported = match &result {
-        Ok(summary) => reporter.succeeded(summary).await,
-        Err(error) => reporter.failed(error).await,
+        Ok(summary) => reporter.succeeded(&summary.results(Timestamp::now())).await,
+        Err(error) => {
+            let report = TrainerError::new(error.class(), error.to_string());
+            reporter.failed(&report).await
+        }
     };
     if let Err(error) = reported {
         tracing::warn!(%error, run = %name, "could not write the result into the run's status");
     }
     train::finish(&args, &result)
+}
+
+/// The trainer's iterations, forwarded into the run's status.
+struct ToStatus(ProgressForwarder);
+
+impl ProgressSink for ToStatus {
+    fn report(&self, iteration: &Iteration) {
+        self.0.report(iteration);
+    }
 }
 
 async fn blocking(work: impl FnOnce() -> ExitCode + Send + 'static) -> ExitCode {

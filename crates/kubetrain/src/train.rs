@@ -157,7 +157,7 @@ pub fn finish(args: &TrainArgs, result: &Result<TrainSummary, TrainError>) -> Ex
 struct Tee<'a>(&'a dyn ProgressSink, &'a dyn ProgressSink);
 
 impl ProgressSink for Tee<'_> {
-    fn report(&self, progress: &kubetrain_trainer::Progress) {
+    fn report(&self, progress: &kubetrain_trainer::Iteration) {
         self.0.report(progress);
         self.1.report(progress);
     }
@@ -200,8 +200,8 @@ fn train_config(args: &TrainArgs) -> Result<TrainConfig, TrainError> {
 fn report_success(summary: &TrainSummary, progress: ProgressArg) {
     match progress {
         ProgressArg::Json => {
-            let event = serde_json::json!({"event": "completed", "summary": summary});
-            println!("{event}");
+            let event = summary.completed_event(k8s_openapi::jiff::Timestamp::now());
+            println!("{}", event.to_line());
         }
         ProgressArg::Text => {
             let m = &summary.metrics;

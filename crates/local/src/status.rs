@@ -2,16 +2,11 @@
 //! controller derives from a Job, here from what the process pool saw. Each transition returns
 //! whether it changed anything, and none touches a run that already finished.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
+use kubetrain_api::lifecycle::{self, StatusChange};
 use kubetrain_api::{
-    DatasetSummary, Metrics, ModelRef, Phase, Progress, TrainerError, TrainingRun,
-    TrainingRunStatus, condition,
+    Phase, TrainerError, TrainerResults, TrainingRun, TrainingRunStatus, condition,
 };
-use kubetrain_controller::conditions::{self, Observation};
-
-/// Reason of the `Suspended` condition once a suspended run was resumed.
-pub const RESUMED: &str = "Resumed";
 
 fn status(run: &mut TrainingRun) -> &mut TrainingRunStatus {
     run.status.get_or_insert_with(TrainingRunStatus::default)
@@ -30,232 +25,114 @@ pub fn phase(run: &TrainingRun) -> Option<Phase> {
     run.status.as_ref().and_then(|s| s.phase)
 }
 
-fn set(
-    run: &mut TrainingRun,
-    type_: &str,
-    value: bool,
-    reason: &str,
-    message: &str,
-    now: Timestamp,
-) {
+/// Change the run's status at `now` (observing its current generation).
+fn change(run: &mut TrainingRun, now: Timestamp, apply: impl FnOnce(&mut StatusChange<'_>)) {
     let generation = run.metadata.generation.unwrap_or(1);
     let status = status(run);
     status.observed_generation = Some(generation);
-    conditions::set(
-        &mut status.conditions,
-        Observation {
-            type_,
-            status: value,
-            reason,
-            message: message.to_owned(),
-        },
+    apply(&mut StatusChange {
+        status,
         generation,
         now,
-    );
+    });
 }
 
 /// A new run (or one that starts again after a restart): Queued, or Queued and Suspended.
 pub fn accept(run: &mut TrainingRun, now: Timestamp) {
     let algorithm = run.spec.algorithm.name().map(str::to_owned);
     status(run).algorithm = algorithm;
-    set(
-        run,
-        condition::ACCEPTED,
-        true,
-        "Accepted",
-        "accepted by the local process pool",
-        now,
+    let suspended = run.spec.suspend;
+    change(run, now, |c| {
+        c.condition(
+            condition::ACCEPTED,
+            true,
+            "Accepted",
+            "accepted by the local process pool",
+        );
+        if suspended {
+            c.suspend();
+        } else {
+            queue_with(c, lifecycle::NOT_SUSPENDED);
+        }
+    });
+}
+
+fn queue_with(c: &mut StatusChange<'_>, suspended_reason: &str) {
+    const WAITING: &str = "waiting for a free worker";
+    c.not_suspended(suspended_reason);
+    c.wait(
+        Phase::Queued,
+        WAITING,
+        lifecycle::phase_message("Queued", WAITING),
     );
-    if run.spec.suspend {
-        suspend(run, now);
-    } else {
-        queue(run, "NotSuspended", now);
-    }
 }
 
 /// Waiting for a free worker.
 pub fn queue(run: &mut TrainingRun, suspended_reason: &str, now: Timestamp) {
-    set(
-        run,
-        condition::SUSPENDED,
-        false,
-        suspended_reason,
-        "the run is not suspended",
-        now,
-    );
-    set(
-        run,
-        condition::RUNNING,
-        false,
-        "Waiting",
-        "waiting for a free worker",
-        now,
-    );
-    let s = status(run);
-    s.phase = Some(Phase::Queued);
-    s.message = Some("Queued: waiting for a free worker".to_owned());
+    change(run, now, |c| queue_with(c, suspended_reason));
 }
 
 /// Suspended: does not start until resumed.
 pub fn suspend(run: &mut TrainingRun, now: Timestamp) {
-    set(
-        run,
-        condition::SUSPENDED,
-        true,
-        "Suspended",
-        "the run is suspended",
-        now,
-    );
-    set(
-        run,
-        condition::RUNNING,
-        false,
-        "Suspended",
-        "the run is suspended",
-        now,
-    );
-    let s = status(run);
-    s.phase = Some(Phase::Queued);
-    s.message = Some("Queued: the run is suspended".to_owned());
+    change(run, now, |c| c.suspend());
 }
 
 /// When the start deadline counts from: creation, or the last resume.
 pub fn start_clock(run: &TrainingRun) -> Timestamp {
-    let created = run
-        .metadata
-        .creation_timestamp
-        .as_ref()
-        .map_or(Timestamp::UNIX_EPOCH, |t| t.0);
-    let resumed = run
-        .status
-        .as_ref()
-        .and_then(|s| conditions::get(&s.conditions, condition::SUSPENDED))
-        .filter(|c| c.status == "False" && c.reason == RESUMED)
-        .map(|c| c.last_transition_time.0);
-    resumed.map_or(created, |r| r.max(created))
+    let created = run.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    lifecycle::start_clock(created, run.status.as_ref())
 }
 
 /// An attempt's trainer process started.
 pub fn started(run: &mut TrainingRun, attempt: i32, pid: Option<u32>, now: Timestamp) {
-    set(
-        run,
-        condition::RUNNING,
-        true,
-        "Training",
-        &match pid {
-            Some(pid) => format!("the trainer is running (process {pid})"),
-            None => "the trainer is running".to_owned(),
-        },
-        now,
-    );
-    let s = status(run);
-    if s.start_time.is_none() {
-        s.start_time = Some(Time(now));
-    }
-    s.attempts = Some(attempt);
-    s.phase = Some(Phase::Running);
-    s.message = Some("Running: training".to_owned());
+    let message = match pid {
+        Some(pid) => format!("the trainer is running (process {pid})"),
+        None => "the trainer is running".to_owned(),
+    };
+    change(run, now, |c| {
+        c.run(lifecycle::TRAINING, message, "Running: training");
+        c.status.attempts = Some(attempt);
+    });
 }
 
 /// An attempt failed and another one follows.
 pub fn retrying(run: &mut TrainingRun, error: TrainerError, now: Timestamp) {
-    let waiting = "Pending: starting a new attempt";
-    set(run, condition::RUNNING, false, "Waiting", waiting, now);
-    let s = status(run);
-    s.trainer_error = Some(error);
-    s.phase = Some(Phase::Pending);
-    s.message = Some(waiting.to_owned());
-}
-
-fn finish(run: &mut TrainingRun, phase: Phase, message: String, now: Timestamp) {
-    set(
-        run,
-        condition::RUNNING,
-        false,
-        "Finished",
-        "training ended",
-        now,
-    );
-    let s = status(run);
-    s.phase = Some(phase);
-    s.message = Some(message);
-    if s.completion_time.is_none() {
-        s.completion_time = Some(Time(now));
-    }
+    change(run, now, |c| {
+        const WAITING: &str = "Pending: starting a new attempt";
+        c.wait(Phase::Pending, WAITING, WAITING.to_owned());
+        c.status.trainer_error = Some(error);
+    });
 }
 
 /// The run failed for `reason`.
 pub fn fail(run: &mut TrainingRun, reason: &str, message: &str, now: Timestamp) {
-    set(run, condition::FAILED, true, reason, message, now);
-    finish(run, Phase::Failed, format!("{reason}: {message}"), now);
+    change(run, now, |c| c.fail(reason, message));
 }
 
 /// `spec.cancel` stopped the run.
 pub fn cancel(run: &mut TrainingRun, now: Timestamp) {
-    set(
-        run,
-        condition::FAILED,
-        true,
-        "Cancelled",
-        "spec.cancel was set",
-        now,
-    );
-    finish(
-        run,
-        Phase::Cancelled,
-        "Cancelled: spec.cancel was set".to_owned(),
-        now,
-    );
-}
-
-/// What the trainer reported about a successful attempt.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-pub struct Results {
-    pub progress: Progress,
-    pub metrics: Metrics,
-    pub model: ModelRef,
-    pub dataset: DatasetSummary,
+    change(run, now, |c| c.cancel());
 }
 
 /// The model is trained and stored.
-pub fn succeed(run: &mut TrainingRun, results: Results, now: Timestamp) {
-    set(
-        run,
-        condition::COMPLETE,
-        true,
-        "Succeeded",
-        "the model was trained",
-        now,
-    );
-    finish(
-        run,
-        Phase::Succeeded,
-        "Succeeded: the model was trained".to_owned(),
-        now,
-    );
-    let message = format!(
-        "model stored at {} (sha256 {})",
-        results.model.uri, results.model.sha256
-    );
-    set(
-        run,
-        condition::MODEL_READY,
-        true,
-        "ModelStored",
-        &message,
-        now,
-    );
-    let s = status(run);
-    s.progress = Some(results.progress);
-    s.metrics = Some(results.metrics);
-    s.model = Some(results.model);
-    s.dataset = Some(results.dataset);
+pub fn succeed(run: &mut TrainingRun, results: TrainerResults, now: Timestamp) {
+    change(run, now, |c| {
+        c.succeed();
+        c.model_ready(Some(&results.model));
+        c.status.progress = Some(results.progress);
+        c.status.metrics = Some(results.metrics);
+        c.status.model = Some(results.model);
+        c.status.dataset = Some(results.dataset);
+    });
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use kubetrain_api::conditions;
+    use kubetrain_api::lifecycle::RESUMED;
 
     fn run(spec: &str) -> TrainingRun {
         let mut run = TrainingRun::new("churn", serde_yaml::from_str(spec).unwrap());

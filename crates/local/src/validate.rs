@@ -58,12 +58,9 @@ impl SchemaValidator {
             errors.extend(rules(&run.spec));
         }
         if errors.is_empty()
-            && let Some(reason) = kubetrain_controller::validate::validate(&run.spec)
+            && let Err(error) = kubetrain_api::validate_spec(&run.spec)
         {
-            errors.push(match reason.split_once(": ") {
-                Some((path, message)) => field(path, message.to_owned()),
-                None => field("spec", reason),
-            });
+            errors.push(error);
         }
         errors
     }

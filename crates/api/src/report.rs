@@ -1,0 +1,253 @@
+//! What a trainer reports: the JSON-lines event protocol of `kubetrain train --progress json`
+//! and the status fields the trainer owns.
+//!
+//! One type serves the writer (the trainer) and every reader (the in-cluster status reporter,
+//! `kubetrain local`'s process pool), so the protocol cannot drift between them.
+//!
+//! ```json
+//! {"event":"progress","iteration":3,"total":100,"loss":0.31,"elapsedSeconds":0.02}
+//! {"event":"completed","results":{"progress":{..},"metrics":{..},"model":{..},"dataset":{..}},"summary":{..}}
+//! ```
+//!
+//! # Guarantees
+//! Readers ignore lines that are not events (a trainer may log to stdout) and events of a kind
+//! they do not know, so a newer trainer can add kinds without breaking an older reader.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::exit_code::{self, ErrorClass};
+use crate::{DatasetSummary, Metrics, ModelRef, Progress, TrainerError};
+
+/// One solver iteration, reported as it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Iteration {
+    /// Iterations done so far (1-based).
+    pub iteration: u64,
+    /// The iteration budget (`maxIterations`); the run may converge earlier.
+    pub total: u64,
+    /// The objective divided by the number of training rows: mean log loss plus the L2 term.
+    pub loss: f64,
+    /// Time since fitting started.
+    #[serde(rename = "elapsedSeconds", with = "seconds")]
+    pub elapsed: Duration,
+}
+
+impl Iteration {
+    /// `status.progress` for this report, observed at `now`: percent done (one decimal) and
+    /// the seconds left if every remaining iteration takes the mean time so far.
+    pub fn status_progress(&self, now: Timestamp) -> Progress {
+        let total = self.total.max(1);
+        let done = self.iteration.min(total);
+        let per_iteration = self.elapsed.as_secs_f64() / done.max(1) as f64;
+        Progress {
+            iteration: self.iteration,
+            total: self.total,
+            percent: (done as f64 * 100.0 / total as f64 * 10.0).round() / 10.0,
+            loss: self.loss.is_finite().then_some(self.loss),
+            estimated_remaining_seconds: Some(per_iteration * (total - done) as f64),
+            updated: Some(Time(now)),
+        }
+    }
+}
+
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(d)?;
+        Ok(Duration::try_from_secs_f64(seconds).unwrap_or_default())
+    }
+}
+
+/// The status fields a trainer owns after a successful attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrainerResults {
+    /// The finished fit: every iteration it used, 100 %, the final loss.
+    pub progress: Progress,
+    /// Quality of the model on the rows it was evaluated on.
+    pub metrics: Metrics,
+    /// Where the model is stored.
+    pub model: ModelRef,
+    /// What was read.
+    pub dataset: DatasetSummary,
+}
+
+/// One line of `kubetrain train --progress json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum TrainerEvent {
+    /// A solver iteration ended.
+    Progress(Iteration),
+    /// Training succeeded; the model and summary are stored.
+    Completed {
+        /// The status fields the trainer owns.
+        results: Box<TrainerResults>,
+        /// The whole `summary.json`, for people and tools reading the stream.
+        summary: serde_json::Value,
+    },
+}
+
+impl TrainerEvent {
+    /// The event on one line of JSON (no newline).
+    pub fn to_line(&self) -> String {
+        // Every field is a plain value: serialization cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The event on `line`, or `None` for anything else (log output, unknown events).
+    pub fn parse(line: &str) -> Option<TrainerEvent> {
+        serde_json::from_str(line).ok()
+    }
+}
+
+impl TrainerError {
+    /// The report of an attempt that failed with `error`, classified as `class`.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> TrainerError {
+        TrainerError {
+            reason: class.reason().to_owned(),
+            message: message.into(),
+            exit_code: class.exit_code(),
+        }
+    }
+
+    /// What a trainer process that ended without reporting said about itself: the class of
+    /// its exit `code` (`None`: killed without one), and the last `error: ...` line of its
+    /// `stderr` (else its last non-empty line). `exited_zero`: it exited 0 yet reported no
+    /// results, which is a failure of its own.
+    pub fn from_exit(code: Option<i32>, exited_zero: bool, stderr: &str) -> TrainerError {
+        let code = code.unwrap_or(exit_code::INTERNAL);
+        let said = stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("error: "))
+            .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
+            .map(str::trim)
+            .map(str::to_owned);
+        let message = match (said, exited_zero) {
+            (_, true) => "the trainer exited without reporting its results".to_owned(),
+            (Some(said), _) => said,
+            (None, _) if code > 128 => format!("the trainer was killed by signal {}", code - 128),
+            (None, _) => format!("the trainer exited with code {code}"),
+        };
+        TrainerError {
+            reason: ErrorClass::of_exit_code(code).reason().to_owned(),
+            message,
+            exit_code: code,
+        }
+    }
+
+    /// The class its exit code stands for.
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::of_exit_code(self.exit_code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn at() -> Timestamp {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn progress_has_percent_and_an_estimate() {
+        let p = Iteration {
+            iteration: 25,
+            total: 200,
+            loss: 0.31,
+            elapsed: Duration::from_secs(5),
+        }
+        .status_progress(at());
+        assert_eq!(p.percent, 12.5);
+        assert_eq!(p.estimated_remaining_seconds, Some(35.0));
+        assert_eq!(p.loss, Some(0.31));
+        assert_eq!(p.updated, Some(Time(at())));
+    }
+
+    #[test]
+    fn progress_lines_round_trip_and_other_lines_are_not_events() {
+        let line =
+            r#"{"event":"progress","iteration":25,"total":200,"loss":0.31,"elapsedSeconds":5.0}"#;
+        let Some(TrainerEvent::Progress(p)) = TrainerEvent::parse(line) else {
+            panic!("a progress line")
+        };
+        assert_eq!(p.elapsed, Duration::from_secs(5));
+        let back: serde_json::Value =
+            serde_json::from_str(&TrainerEvent::Progress(p).to_line()).unwrap();
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(line).unwrap()
+        );
+        assert!(TrainerEvent::parse("not json").is_none());
+        assert!(TrainerEvent::parse(r#"{"event":"other"}"#).is_none());
+    }
+
+    #[test]
+    fn completed_events_carry_the_results() {
+        let results = TrainerResults {
+            progress: Progress::default(),
+            metrics: Metrics::default(),
+            model: ModelRef {
+                uri: "s3://m/model.json".into(),
+                sha256: "ab".into(),
+                bytes: 2,
+            },
+            dataset: DatasetSummary::default(),
+        };
+        let event = TrainerEvent::Completed {
+            results: Box::new(results.clone()),
+            summary: serde_json::json!({"evaluatedOn": "validation"}),
+        };
+        let line = event.to_line();
+        assert!(line.starts_with(r#"{"event":"completed""#), "{line}");
+        assert_eq!(TrainerEvent::parse(&line), Some(event));
+    }
+
+    #[test]
+    fn trainer_errors_are_classified_by_exit_code() {
+        let bad = TrainerError::from_exit(
+            Some(65),
+            false,
+            "some log\nerror: /d.csv: row 2 (line 3), column 'f1': 'abc' is not a number\n",
+        );
+        assert_eq!(bad.reason, "BadInput");
+        assert_eq!(bad.exit_code, 65);
+        assert_eq!(
+            bad.message,
+            "/d.csv: row 2 (line 3), column 'f1': 'abc' is not a number"
+        );
+        assert_eq!(
+            TrainerError::from_exit(Some(75), false, "").reason,
+            "Transient"
+        );
+        assert_eq!(
+            TrainerError::from_exit(Some(2), false, "").reason,
+            "BadInput"
+        );
+        assert_eq!(
+            TrainerError::from_exit(Some(137), false, "").message,
+            "the trainer was killed by signal 9"
+        );
+        assert_eq!(
+            TrainerError::from_exit(Some(0), true, "").message,
+            "the trainer exited without reporting its results"
+        );
+        let reported = TrainerError::new(ErrorClass::Transient, "storage unreachable");
+        assert_eq!(reported.exit_code, exit_code::TRANSIENT);
+        assert_eq!(reported.class(), ErrorClass::Transient);
+    }
+}
