@@ -1,32 +1,45 @@
-//! The reconcile loop: read what exists -> validate (pure) -> build the Job (pure) -> apply ->
-//! decide the status (pure) -> write the status.
+//! The reconcile of one run, as a pipeline:
+//!
+//! 1. observe: the run (newer of cache and own writes), its Job and Pods from the caches;
+//! 2. plan (pure, [`plan`]): expire, create or (un)suspend the Job;
+//! 3. apply ([`apply`]): those writes;
+//! 4. decide (pure, [`crate::status::decide`]): the controller's status, whether to delete
+//!    the Job, when to look again;
+//! 5. write: delete the Job if decided, the status if it changed;
+//! 6. record: Events and metrics.
+//!
+//! A failed step is an [`Error`] of its own; [`error_policy`] leaves it on the run as a
+//! Warning Event whose reason is [`Error::category`].
+
+pub mod apply;
+pub mod plan;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
-use kubetrain_api::{Phase, TrainingRun, TrainingRunStatus};
-use serde_json::json;
+use kubetrain_api::{TrainingRun, validate_spec};
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
-use crate::metrics::Metrics;
-use crate::runner::strip_managed_fields;
-
-use crate::job::{JobSettings, RUN_LABEL, build_job, job_name};
+use self::apply::Created;
+use self::plan::{JobChange, PlannedEvent};
+use crate::Error;
+use crate::error::event_note;
+use crate::job::{JobSettings, RUN_LABEL, job_name};
 use crate::job_view::JobView;
-use crate::status::{Observed, decide};
+use crate::metrics::Metrics;
+use crate::status::{Decision, Observed, decide};
 use crate::written::Written;
-use crate::{Error, rbac, validate};
 
 /// Field manager of everything the controller writes.
 pub const FIELD_MANAGER: &str = "kubetrain-controller";
@@ -95,311 +108,158 @@ pub async fn reconcile(run: Arc<TrainingRun>, ctx: Arc<Context>) -> Result<Actio
     result
 }
 
-/// Requeue a failed reconcile after a short pause; a run whose namespace is being deleted
-/// waits for its deletion instead (nothing can be created there any more).
-pub fn error_policy(run: Arc<TrainingRun>, error: &Error, _: Arc<Context>) -> Action {
+/// Leave a failed reconcile on its run as a Warning Event and requeue after a short pause; a
+/// run whose namespace is being deleted waits for its deletion instead (nothing can be
+/// created there any more).
+pub fn error_policy(run: Arc<TrainingRun>, error: &Error, ctx: Arc<Context>) -> Action {
     if error.namespace_terminating() {
         // Retrying cannot succeed; the run's deletion with its namespace ends this.
         info!(run = %run.name_any(), namespace = run.namespace().unwrap_or_default(),
             "the namespace is being deleted; leaving the run to go with it");
         return Action::await_change();
     }
-    warn!(run = %run.name_any(), %error, "reconcile error; retrying");
+    let note = event_note(error);
+    warn!(run = %run.name_any(), error = %note, "reconcile error; retrying");
+    publish(
+        &ctx,
+        &run,
+        PlannedEvent {
+            type_: EventType::Warning,
+            reason: error.category().to_owned(),
+            note,
+        },
+    );
     Action::requeue(Duration::from_secs(5))
 }
 
 async fn reconcile_run(run: Arc<TrainingRun>, ctx: &Context) -> Result<Action, Error> {
     let run = ctx.written.run(run);
     let namespace = run.namespace().ok_or(Error::NotNamespaced)?;
-    let name = run.name_any();
-    let runs: Api<TrainingRun> = Api::namespaced(ctx.client.clone(), &namespace);
-    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
     let now = Timestamp::now();
-
-    if let Some(action) = expire(&run, &runs, now).await? {
-        return Ok(action);
+    if plan::expired(&run, now) {
+        info!(run = %run.name_any(), "ttlSecondsAfterFinished passed; deleting the run");
+        apply::delete_run(ctx, &run, &namespace).await?;
+        return Ok(Action::await_change());
     }
-
-    // Read what exists.
-    let invalid = validate::validate(&run.spec);
-    let terminal = run
-        .status
-        .as_ref()
-        .and_then(|s| s.phase)
-        .is_some_and(Phase::is_terminal);
-    let job_name = job_name(&run);
-    let cached = ctx
-        .jobs
-        .get(&ObjectRef::<JobView>::new(&job_name).within(&namespace))
-        .map(|view| view.to_job());
-    let mut job = ctx
-        .written
-        .job(&ObjectRef::new(&job_name).within(&namespace), cached);
-
-    // Apply: create the Job when the run should have one.
-    if job.is_none() && invalid.is_none() && !terminal && !run.spec.cancel {
-        if run.spec.service_account_name.is_none() {
-            ensure_trainer_rbac(ctx, &namespace).await?;
-        }
-        let desired = build_job(&run, &ctx.settings);
-        // A plain create is the cheapest write; the cache may lag, so the Job may exist.
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.to_owned()),
-            ..PostParams::default()
-        };
-        let created = match jobs.create(&params, &desired).await {
-            Ok(created) => {
-                ctx.written.job_created(&created);
-                if let Some(created_at) = &run.metadata.creation_timestamp {
-                    let latency = now.as_second().saturating_sub(created_at.0.as_second());
-                    Metrics::observe(
-                        &ctx.metrics.job_creation_latency,
-                        Duration::from_secs(latency.max(0).unsigned_abs()),
-                    );
-                }
-                publish(
-                    ctx,
-                    &run,
-                    EventType::Normal,
-                    "CreatedJob",
-                    format!("created Job {}", created.name_any()),
-                );
-                created
-            }
-            // Created before, by an earlier reconcile or another replica.
-            Err(kube::Error::Api(status)) if status.code == 409 => jobs
-                .get(&job_name)
-                .await
-                .map_err(Error::kube("read existing Job"))?,
-            Err(error) => return Err(Error::kube("create Job")(error)),
-        };
-        job = Some(created);
-    } else if let Some(existing) = &job {
-        let suspended = existing
-            .spec
-            .as_ref()
-            .and_then(|s| s.suspend)
-            .unwrap_or(false);
-        if suspended != run.spec.suspend && !terminal {
-            let patch = json!({"spec": {"suspend": run.spec.suspend}});
-            let patched = jobs
-                .patch(
-                    &existing.name_any(),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await
-                .map_err(Error::kube("suspend Job"))?;
-            job = Some(patched);
-        }
-    }
-    let pod_list: Vec<Pod> = match &job {
-        Some(_) => ctx
-            .pods
-            .state()
-            .into_iter()
-            .filter(|pod| {
-                pod.namespace().as_deref() == Some(namespace.as_str())
-                    && pod.labels().get(RUN_LABEL) == Some(&name)
-            })
-            .map(|pod| (*pod).clone())
-            .collect(),
+    let invalid = validate_spec(&run.spec).err().map(|e| e.to_string());
+    let job = observe_job(ctx, &run, &namespace);
+    let job = match plan::job_change(&run, job.as_ref(), invalid.is_some()) {
+        JobChange::Create => Some(create_job(ctx, &run, &namespace, now).await?),
+        JobChange::Suspend(suspend) => match &job {
+            Some(existing) => Some(apply::suspend_job(ctx, existing, suspend).await?),
+            None => None,
+        },
+        JobChange::Keep => job,
+    };
+    let pods = match &job {
+        Some(_) => observe_pods(ctx, &run, &namespace),
         None => Vec::new(),
     };
-
-    // Decide (pure).
     let decision = decide(
         &run,
         Observed {
             job: job.as_ref(),
-            pods: &pod_list,
+            pods: &pods,
             invalid: invalid.as_deref(),
             now,
         },
     );
-
     if decision.delete_job
         && let Some(job) = &job
     {
-        match jobs
-            .delete(&job.name_any(), &DeleteParams::foreground())
-            .await
-        {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(Error::kube("delete Job")(error)),
-        }
+        apply::delete_job(ctx, job).await?;
     }
+    if plan::status_changed(&run, &decision) {
+        apply::write_status(ctx, &run, &namespace, &decision.status).await?;
+    }
+    record_phase(ctx, &run, &decision);
+    Ok(Action::requeue(plan::requeue_after(&run, &decision, now)))
+}
 
-    // Write the status when it changed.
-    let previous_phase = run.status.as_ref().and_then(|s| s.phase);
-    if controller_view(run.status.as_ref()) != decision.status {
-        let patch = json!({
-            "apiVersion": "kubetrain.dev/v1alpha1",
-            "kind": "TrainingRun",
-            "status": decision.status,
-        });
-        let mut written = runs
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await
-            .map_err(Error::kube("write status"))?;
-        strip_managed_fields(&mut written);
-        ctx.written.status(&run, written);
-    }
-    if decision.status.phase != previous_phase
-        && let Some(phase) = decision.status.phase
-    {
-        let kind = if phase == Phase::Failed {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        let note = decision.status.message.clone().unwrap_or_default();
-        info!(run = %name, namespace = %namespace, phase = phase.as_str(), %note, "phase changed");
-        // Waiting phases are visible in `kubectl get`; Events mark what happened.
-        if !matches!(phase, Phase::Pending | Phase::Queued) {
-            publish(ctx, &run, kind, phase.as_str(), note);
-        }
-        if phase.is_terminal()
-            && let (Some(start), Some(end)) = (
-                &decision.status.start_time,
-                &decision.status.completion_time,
-            )
-        {
-            let seconds = end.0.as_second().saturating_sub(start.0.as_second());
-            Metrics::observe(
-                &ctx.metrics.training_duration,
-                Duration::from_secs(seconds.max(0).unsigned_abs()),
-            );
-        }
-    }
+/// The run's Job: the cached one, or the one this controller created and the cache does
+/// not show yet.
+fn observe_job(ctx: &Context, run: &TrainingRun, namespace: &str) -> Option<Job> {
+    let job_name = job_name(run);
+    let cached = ctx
+        .jobs
+        .get(&ObjectRef::<JobView>::new(&job_name).within(namespace))
+        .map(|view| view.to_job());
+    ctx.written
+        .job(&ObjectRef::new(&job_name).within(namespace), cached)
+}
 
-    let ttl_due = ttl_due(&run, &decision.status, now);
-    let next = [decision.requeue_after, ttl_due]
+/// The Pods of the run's Job, from the cache.
+fn observe_pods(ctx: &Context, run: &TrainingRun, namespace: &str) -> Vec<Pod> {
+    let name = run.name_any();
+    ctx.pods
+        .state()
         .into_iter()
-        .flatten()
-        .min();
-    Ok(next.map_or_else(
-        || Action::requeue(Duration::from_secs(300)),
-        Action::requeue,
-    ))
+        .filter(|pod| {
+            pod.namespace().as_deref() == Some(namespace)
+                && pod.labels().get(RUN_LABEL) == Some(&name)
+        })
+        .map(|pod| (*pod).clone())
+        .collect()
 }
 
-/// The fields of `status` the controller owns, as [`decide`] produces them.
-fn controller_view(status: Option<&TrainingRunStatus>) -> TrainingRunStatus {
-    let Some(status) = status else {
-        return TrainingRunStatus::default();
-    };
-    TrainingRunStatus {
-        phase: status.phase,
-        conditions: status.conditions.clone(),
-        observed_generation: status.observed_generation,
-        algorithm: status.algorithm.clone(),
-        job_name: status.job_name.clone(),
-        start_time: status.start_time.clone(),
-        completion_time: status.completion_time.clone(),
-        attempts: status.attempts,
-        message: status.message.clone(),
-        ..TrainingRunStatus::default()
-    }
-}
-
-/// How long until the run's `ttlSecondsAfterFinished` runs out, if it is finished and has one.
-fn ttl_due(run: &TrainingRun, status: &TrainingRunStatus, now: Timestamp) -> Option<Duration> {
-    let ttl = i64::from(run.spec.ttl_seconds_after_finished?);
-    let finished = status.completion_time.as_ref()?.0;
-    let left = finished.as_second().saturating_add(ttl) - now.as_second();
-    Some(Duration::from_secs(left.max(0).unsigned_abs()))
-}
-
-/// Delete a finished run whose TTL ran out (the model stays in storage).
-async fn expire(
+/// Create the Job; a new one is remembered until the cache shows it, timed from the run's
+/// creation, and recorded as an Event.
+async fn create_job(
+    ctx: &Context,
     run: &TrainingRun,
-    runs: &Api<TrainingRun>,
+    namespace: &str,
     now: Timestamp,
-) -> Result<Option<Action>, Error> {
-    let Some(status) = &run.status else {
-        return Ok(None);
-    };
-    if !status.phase.is_some_and(Phase::is_terminal) {
-        return Ok(None);
-    }
-    match ttl_due(run, status, now) {
-        Some(left) if left.is_zero() => {
-            info!(run = %run.name_any(), "ttlSecondsAfterFinished passed; deleting the run");
-            match runs
-                .delete(&run.name_any(), &DeleteParams::background())
-                .await
-            {
-                Ok(_) => Ok(Some(Action::await_change())),
-                Err(kube::Error::Api(status)) if status.code == 404 => {
-                    Ok(Some(Action::await_change()))
-                }
-                Err(error) => Err(Error::kube("delete expired run")(error)),
+) -> Result<Job, Error> {
+    match apply::create_job(ctx, run, namespace).await? {
+        Created::Existing(job) => Ok(job),
+        Created::New(job) => {
+            ctx.written.job_created(&job);
+            if let Some(created_at) = &run.metadata.creation_timestamp {
+                let latency = now.as_second().saturating_sub(created_at.0.as_second());
+                Metrics::observe(
+                    &ctx.metrics.job_creation_latency,
+                    Duration::from_secs(latency.max(0).unsigned_abs()),
+                );
             }
+            publish(ctx, run, plan::created_event(&job.name_any()));
+            Ok(job)
         }
-        _ => Ok(None),
     }
 }
 
-/// Create the trainer's ServiceAccount, Role and RoleBinding where missing. Existing ones
-/// are left as they are: an administrator (or a Helm chart) may own them.
-async fn ensure_trainer_rbac(ctx: &Context, namespace: &str) -> Result<(), Error> {
-    let once = match ctx.provisioned.lock() {
-        Ok(mut map) => map.entry(namespace.to_owned()).or_default().clone(),
-        Err(_) => Arc::default(),
+/// Log a phase change, record its Event and, for a finished run, how long it trained.
+fn record_phase(ctx: &Context, run: &TrainingRun, decision: &Decision) {
+    let previous = run.status.as_ref().and_then(|s| s.phase);
+    let Some(phase) = decision.status.phase.filter(|p| Some(*p) != previous) else {
+        return;
     };
-    once.get_or_try_init(|| async {
-        let client = &ctx.client;
-        create_if_missing(
-            Api::<ServiceAccount>::namespaced(client.clone(), namespace),
-            &rbac::service_account(namespace),
-            "create trainer ServiceAccount",
+    let note = decision.status.message.as_deref().unwrap_or_default();
+    info!(run = %run.name_any(), namespace = run.namespace().unwrap_or_default(),
+        phase = phase.as_str(), %note, "phase changed");
+    if let Some(event) = plan::phase_event(previous, decision) {
+        publish(ctx, run, event);
+    }
+    if phase.is_terminal()
+        && let (Some(start), Some(end)) = (
+            &decision.status.start_time,
+            &decision.status.completion_time,
         )
-        .await?;
-        create_if_missing(
-            Api::<Role>::namespaced(client.clone(), namespace),
-            &rbac::role(namespace),
-            "create trainer Role",
-        )
-        .await?;
-        create_if_missing(
-            Api::<RoleBinding>::namespaced(client.clone(), namespace),
-            &rbac::role_binding(namespace),
-            "create trainer RoleBinding",
-        )
-        .await
-    })
-    .await
-    .map(|_| ())
-}
-
-async fn create_if_missing<K>(api: Api<K>, object: &K, action: &'static str) -> Result<(), Error>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let params = PostParams {
-        field_manager: Some(FIELD_MANAGER.to_owned()),
-        ..PostParams::default()
-    };
-    match api.create(&params, object).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
-        Err(error) => Err(Error::kube(action)(error)),
+    {
+        let seconds = end.0.as_second().saturating_sub(start.0.as_second());
+        Metrics::observe(
+            &ctx.metrics.training_duration,
+            Duration::from_secs(seconds.max(0).unsigned_abs()),
+        );
     }
 }
 
 /// Record an Event on the run without holding up the reconcile: Events are for people
 /// reading `kubectl describe`, and Job creation must not wait on them.
-fn publish(ctx: &Context, run: &TrainingRun, type_: EventType, reason: &str, note: String) {
+fn publish(ctx: &Context, run: &TrainingRun, planned: PlannedEvent) {
     let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
+        type_: planned.type_,
+        reason: planned.reason,
+        note: Some(planned.note),
         action: "Reconcile".to_owned(),
         secondary: None,
     };

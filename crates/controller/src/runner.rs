@@ -9,8 +9,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use kubetrain_api::TrainingRun;
+use kubetrain_api::meta::strip_managed_fields;
 use prometheus_client::registry::Registry;
 use tracing::{info, warn};
 
@@ -162,12 +163,4 @@ async fn reconcile_all(client: Client, options: Options, metrics: Arc<Metrics>, 
                 }
             });
     tokio::join!(caches, reconciling);
-}
-
-pub(crate) fn strip_managed_fields<K: Resource>(object: &mut K) {
-    let meta = object.meta_mut();
-    meta.managed_fields = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-    }
 }

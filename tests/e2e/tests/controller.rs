@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kubetrain_api::{Phase, TrainingRun};
@@ -424,6 +425,53 @@ async fn invalid_specs_are_refused_with_the_field_path(env: &TestEnv) -> Result<
 
 /// A controller killed mid-run and started again finds the Job it created: one Job, and the
 /// run still ends Succeeded.
+/// A run whose Job the API server refuses (a ResourceQuota allowing no Jobs) shows why in
+/// `kubectl describe`: a Warning Event whose reason is the failed step.
+async fn a_failed_reconcile_is_a_warning_event_on_the_run(env: &TestEnv) -> Result<()> {
+    let ns = env.namespace("ctl-refused").await?;
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "no-jobs"},
+        "spec": {"hard": {"count/jobs.batch": "0"}},
+    }))?;
+    ns.api::<ResourceQuota>()
+        .create(&PostParams::default(), &quota)
+        .await?;
+    let runs = ns.api::<TrainingRun>();
+    runs.create(
+        &PostParams::default(),
+        &run_manifest("refused", &env.bucket, &ns.name, json!({})),
+    )
+    .await?;
+    let described = wait_for(
+        "a CreateJobFailed Warning on the run",
+        TRAINING_TIMEOUT,
+        || async {
+            let out = env.kubectl(&["describe", "trainingrun", "refused", "-n", &ns.name])?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            Ok(text.contains("CreateJobFailed").then_some(text))
+        },
+    )
+    .await?;
+    let line = described
+        .lines()
+        .find(|l| l.contains("CreateJobFailed"))
+        .unwrap_or_default();
+    ensure!(line.contains("Warning"), "not a Warning: {line}");
+    ensure!(
+        described.contains("cannot create Job refused-") && described.contains("quota"),
+        "the note names the Job and the API server's refusal:\n{described}"
+    );
+    ensure!(
+        ns.api::<Job>()
+            .list(&ListParams::default())
+            .await?
+            .items
+            .is_empty(),
+        "no Job exists"
+    );
+    ns.delete().await
+}
+
 async fn restart_mid_run_keeps_one_job(
     env: &TestEnv,
     store: &dyn ObjectStore,
@@ -475,7 +523,7 @@ async fn controller_end_to_end() {
     .unwrap();
     let mut controller = start_controller(&env).unwrap();
     let store = env.store().unwrap();
-    let (happy, bad, cancel, gpu, ttl, delete, invalid) = tokio::join!(
+    let (happy, bad, cancel, gpu, ttl, delete, invalid, refused) = tokio::join!(
         trains_a_model_into_s3(&env, store.as_ref()),
         bad_data_fails_at_once(&env, store.as_ref()),
         cancel_stops_the_run(&env),
@@ -483,6 +531,7 @@ async fn controller_end_to_end() {
         ttl_deletes_the_run_and_its_job(&env, store.as_ref()),
         deleting_a_run_deletes_its_job(&env),
         invalid_specs_are_refused_with_the_field_path(&env),
+        a_failed_reconcile_is_a_warning_event_on_the_run(&env),
     );
     let restart = restart_mid_run_keeps_one_job(&env, store.as_ref(), &mut controller).await;
     let log = env.state_dir.join("controller-e2e.log");
@@ -494,6 +543,7 @@ async fn controller_end_to_end() {
         ("ttl", ttl),
         ("delete", delete),
         ("invalid spec", invalid),
+        ("refused Job", refused),
         ("restart", restart),
     ];
     let failures: Vec<String> = outcomes
