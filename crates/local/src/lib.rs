@@ -19,10 +19,18 @@
 //! (their process group) and their runs end Failed with reason `Interrupted`, the same as
 //! after a crash; queued runs stay queued for the next start.
 
+mod attempt;
 pub mod pool;
+mod process;
+mod queue;
+mod recovery;
+pub mod retry;
 pub mod status;
 pub mod store;
+mod table;
+mod timers;
 pub mod validate;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -284,8 +292,8 @@ impl Runs for LocalRuns {
         let now = Timestamp::now();
         let run = self
             .inner
-            .update(key(namespace, name), move |run| {
-                if status::is_terminal(run) || run.spec.cancel {
+            .transition(key(namespace, name), move |run| {
+                if run.spec.cancel {
                     return false;
                 }
                 run.spec.cancel = true;
