@@ -37,6 +37,18 @@ step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "dependency boundaries"
+# The REST server, the controller and local mode never compile the solver or the CSV parser:
+# they reach storage and models through kubetrain-storage and kubetrain-model.
+for crate in kubetrain-gateway kubetrain-gateway-kube kubetrain-local kubetrain-controller; do
+  pulled=$(cargo tree --locked -p "$crate" -e normal --prefix none \
+    | awk '{print $1}' | grep -Ex 'linfa|linfa-logistic|argmin|argmin-math|arrow-csv|kubetrain-trainer' | sort -u || true)
+  if [[ -n $pulled ]]; then
+    echo "$crate must not depend on: $pulled" >&2
+    exit 1
+  fi
+done
+
 step "build"
 cargo build --workspace --bins --locked
 
