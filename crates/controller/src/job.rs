@@ -25,7 +25,7 @@ pub const RUN_LABEL: &str = "kubetrain.dev/run";
 pub const QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
 /// Name of the training container.
 pub const CONTAINER: &str = "trainer";
-/// Service account the controller provisions for trainers (see [`crate::rbac`]).
+/// Service account the controller provisions for trainers (with the Role from `rbac`).
 pub const TRAINER_SERVICE_ACCOUNT: &str = "kubetrain-trainer";
 
 /// Controller-wide settings that shape every Job.

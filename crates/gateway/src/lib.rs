@@ -39,6 +39,7 @@ pub mod error;
 pub mod extract;
 pub mod listing;
 pub mod metrics;
+mod models;
 mod openapi;
 mod routes;
 mod server;

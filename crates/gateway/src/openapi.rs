@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document, generated from the route table ([`crate::routes`]) and the
+//! The OpenAPI 3.1 document, generated from the route table (`routes`) and the
 //! schemars schemas of the bodies, so it cannot drift from what is served.
 
 use std::collections::BTreeMap;
@@ -25,7 +25,12 @@ pub(crate) enum Body {
     /// `text/plain`.
     Text,
     /// `text/event-stream` of `event: run` events whose `data` is JSON with this schema.
-    EventStream(SchemaFn),
+    EventStream {
+        /// The `event:` field of every event.
+        event: &'static str,
+        /// The schema of each event's JSON `data:`.
+        data: SchemaFn,
+    },
     /// `text/csv`, any bytes.
     Csv,
 }
@@ -281,12 +286,12 @@ fn content(body: Body, generator: &mut SchemaGenerator) -> Value {
         Body::Json(schema) => json!({"application/json": {"schema": schema(generator)}}),
         Body::AnyJson => json!({"application/json": {"schema": {}}}),
         Body::Text => json!({"text/plain": {"schema": {"type": "string"}}}),
-        Body::EventStream(data) => json!({"text/event-stream": {"schema": {
+        Body::EventStream { event, data } => json!({"text/event-stream": {"schema": {
             "description": "One Server-Sent Event (keep-alive comments aside).",
             "type": "object",
             "required": ["event", "data"],
             "properties": {
-                "event": {"type": "string", "const": crate::routes::events::EVENT_NAME},
+                "event": {"type": "string", "const": event},
                 "id": {"type": "string", "description": "The run's metadata.resourceVersion."},
                 "data": {
                     "type": "string",

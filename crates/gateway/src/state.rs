@@ -8,7 +8,7 @@ use kubetrain_storage::Location;
 
 use crate::backend::{Authorizer, Runs};
 use crate::metrics::HttpMetrics;
-use crate::routes::predict::ModelCache;
+use crate::models::ModelCache;
 
 /// Bounds on what one request may cost.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,12 +12,11 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::pool::{Inner, Key, Stop};
+use crate::pool::{Inner, Key, Stop, run_name};
 use crate::process;
 use crate::queue::runnable;
 use crate::retry::{self, Exit, Outcome};
 use crate::status;
-use crate::table::run_name;
 
 /// What to do after an attempt.
 enum Next {
@@ -138,7 +137,7 @@ impl Inner {
             return Ok(Next::Done);
         };
         debug!(run = %run_name(&run), ?pid, "trainer started");
-        self.timers.active_deadline(&run);
+        self.arm_active_deadline(&run);
         match self.follow(key, &mut child, stop).await {
             Ended::Stopped(why) => {
                 process::kill(&mut child).await;

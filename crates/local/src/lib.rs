@@ -20,6 +20,7 @@
 //! after a crash; queued runs stay queued for the next start.
 
 mod attempt;
+mod deadlines;
 pub mod pool;
 mod process;
 mod queue;

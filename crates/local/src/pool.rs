@@ -4,10 +4,9 @@
 //! cancel, suspend, TTL and recovery after a restart.
 //!
 //! [`Inner`] is shared by the REST backend and the pool's tasks; its parts live with their
-//! concepts: the run table ([`crate::table`]), queue and slots ([`crate::queue`]), one
-//! attempt's life ([`crate::attempt`]) with its process ([`crate::process`]) and retry
-//! policy ([`crate::retry`]), every timer ([`crate::timers`]), and recovery after a restart
-//! ([`crate::recovery`]).
+//! concepts: the run table (`table`), queue and slots (`queue`), one attempt's life
+//! (`attempt`) with its process (`process`) and retry policy ([`crate::retry`]), every
+//! deadline (`timers`, `deadlines`), and recovery after a restart (`recovery`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +22,6 @@ use tokio::task::JoinHandle;
 use crate::Config;
 use crate::status;
 use crate::store::Store;
-use crate::table::run_key;
 use crate::timers::Timers;
 use crate::validate::SchemaValidator;
 
@@ -118,7 +116,7 @@ impl Inner {
             dispatcher: Mutex::new(None),
             timers: Timers::default(),
         });
-        Timers::start(&inner);
+        inner.start_timers();
         inner
     }
 
@@ -202,6 +200,29 @@ impl Inner {
         let key = run_key(run);
         lock(&self.queue).push_back(key);
         self.wake.notify_one();
-        self.timers.start_deadline(run);
+        self.arm_start_deadline(run);
     }
+}
+
+/// The run's resourceVersion as the number the store counts it in.
+pub(crate) fn version(run: &TrainingRun) -> u64 {
+    run.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `(namespace, name)` of `run`.
+pub(crate) fn run_key(run: &TrainingRun) -> Key {
+    (
+        run.metadata.namespace.clone().unwrap_or_default(),
+        run.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+/// `namespace/name` of `run`, for logs.
+pub(crate) fn run_name(run: &TrainingRun) -> String {
+    let (namespace, name) = run_key(run);
+    format!("{namespace}/{name}")
 }

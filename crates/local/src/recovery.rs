@@ -9,9 +9,8 @@ use kubetrain_api::{Phase, lifecycle};
 use kubetrain_gateway::BackendError;
 use tracing::info;
 
-use crate::pool::Inner;
+use crate::pool::{Inner, run_key, run_name};
 use crate::status;
-use crate::table::{run_key, run_name};
 
 impl Inner {
     /// Recover every stored run.
@@ -21,7 +20,7 @@ impl Inner {
         for run in runs {
             let key = run_key(&run);
             if status::is_terminal(&run) {
-                self.timers.ttl(&run);
+                self.arm_ttl(&run);
                 continue;
             }
             let attempts = run.status.as_ref().and_then(|s| s.attempts).unwrap_or(0);

@@ -69,7 +69,7 @@ impl Inner {
             self.publish(key, run.clone(), false);
         }
         if finished {
-            self.timers.ttl(&run);
+            self.arm_ttl(&run);
         }
         Ok(Some(run))
     }
@@ -98,27 +98,4 @@ impl Inner {
         }
         Ok(deleted)
     }
-}
-
-/// The run's resourceVersion as the number the store counts it in.
-pub(crate) fn version(run: &TrainingRun) -> u64 {
-    run.metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// `(namespace, name)` of `run`.
-pub(crate) fn run_key(run: &TrainingRun) -> Key {
-    (
-        run.metadata.namespace.clone().unwrap_or_default(),
-        run.metadata.name.clone().unwrap_or_default(),
-    )
-}
-
-/// `namespace/name` of `run`, for logs.
-pub(crate) fn run_name(run: &TrainingRun) -> String {
-    let (namespace, name) = run_key(run);
-    format!("{namespace}/{name}")
 }

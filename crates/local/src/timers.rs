@@ -1,90 +1,66 @@
-//! Every timer of the pool in one task: TTLs (delete a finished run), start deadlines (fail a
-//! run that has not started in time) and active deadlines (stop a run that trains too long).
-//!
-//! The deadlines sit in one ordered map; the task sleeps until the earliest, and a new earlier
-//! one wakes it ([`Notify`]). Each timer re-reads its run when it fires and does nothing if the
-//! run moved on (another uid, finished, started, resumed later), so a stale timer is harmless
-//! and none needs cancelling.
+//! The pool's timers as data: one ordered map of deadlines, each with what to do when it
+//! falls due ([`Timer`]). One task fires them all (see `deadlines`): it sleeps until the
+//! earliest, and arming an earlier one wakes it ([`Notify`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kubetrain_api::{Phase, TrainingRun, lifecycle};
+use k8s_openapi::jiff::Timestamp;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tracing::{info, warn};
 
-use crate::pool::{Inner, Key, Stop, lock};
-use crate::status;
-use crate::table::run_key;
-
-/// What a timer does when it fires.
+/// What a timer does when it fires. Each re-reads its run then and does nothing if the run
+/// moved on (another uid, finished, started, resumed later), so a stale timer is harmless
+/// and none needs cancelling.
 #[derive(Debug, Clone, PartialEq)]
-enum Timer {
-    /// Delete the finished run with this uid.
-    Ttl { key: Key, uid: Option<String> },
+pub(crate) enum Timer {
+    /// Delete the finished run `(namespace, name)` with this uid.
+    Ttl {
+        key: (String, String),
+        uid: Option<String>,
+    },
     /// Fail the run with this uid if it has not started since `clock` (its creation or last
     /// resume) plus `seconds`.
     StartDeadline {
-        key: Key,
+        key: (String, String),
         uid: Option<String>,
         clock: Timestamp,
         seconds: i64,
     },
     /// Stop the run with this uid if it is still training.
-    ActiveDeadline { key: Key, uid: Option<String> },
+    ActiveDeadline {
+        key: (String, String),
+        uid: Option<String>,
+    },
 }
 
-/// The pool's timers.
+/// Pending timers.
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    /// Pending timers by (due, sequence number). A std mutex: inserted into and popped from,
-    /// never held across an await.
+    /// By (due, sequence number). A std mutex: inserted into and popped from, never held
+    /// across an await.
     due: Mutex<BTreeMap<(Instant, u64), Timer>>,
     next_id: AtomicU64,
-    /// Wakes the task when an earlier timer is armed, or to stop.
-    changed: Arc<Notify>,
+    /// Wakes the firing task when an earlier timer is armed, or to stop.
+    pub(crate) changed: Arc<Notify>,
     stopped: AtomicBool,
 }
 
-/// From now until `at`, zero when `at` has passed.
-fn instant_at(at: Timestamp) -> Instant {
-    let now = Timestamp::now();
-    let left = if at <= now {
-        std::time::Duration::ZERO
-    } else {
-        std::time::Duration::try_from(at.duration_since(now)).unwrap_or_default()
-    };
-    Instant::now() + left
-}
-
-fn add_seconds(at: Timestamp, seconds: i64) -> Timestamp {
-    at.checked_add(SignedDuration::from_secs(seconds))
-        .unwrap_or(Timestamp::MAX)
-}
-
 impl Timers {
-    /// Start the task that fires `inner`'s timers; it ends with [`Timers::stop`] or when
-    /// `inner` is dropped.
-    pub(crate) fn start(inner: &Arc<Inner>) {
-        let weak = Arc::downgrade(inner);
-        tokio::spawn(run(weak));
+    fn due(&self) -> MutexGuard<'_, BTreeMap<(Instant, u64), Timer>> {
+        // A panic while holding the lock leaves plain data behind; keep going.
+        self.due
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Fire nothing more.
-    pub(crate) fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-        self.changed.notify_one();
-    }
-
-    fn arm(&self, at: Timestamp, timer: Timer) {
+    /// Fire `timer` at `at`.
+    pub(crate) fn arm(&self, at: Instant, timer: Timer) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let due = instant_at(at);
         let earliest = {
-            let mut timers = lock(&self.due);
-            timers.insert((due, id), timer);
+            let mut timers = self.due();
+            timers.insert((at, id), timer);
             timers.first_key_value().map(|(k, _)| k.1) == Some(id)
         };
         if earliest {
@@ -92,55 +68,10 @@ impl Timers {
         }
     }
 
-    /// Delete the finished `run` at completionTime + ttlSecondsAfterFinished.
-    pub(crate) fn ttl(&self, run: &TrainingRun) {
-        let (Some(ttl), Some(done)) = (
-            run.spec.ttl_seconds_after_finished,
-            run.status.as_ref().and_then(|s| s.completion_time.clone()),
-        ) else {
-            return;
-        };
-        let timer = Timer::Ttl {
-            key: run_key(run),
-            uid: run.metadata.uid.clone(),
-        };
-        self.arm(add_seconds(done.0, i64::from(ttl)), timer);
-    }
-
-    /// Fail `run` if it has not started startDeadlineSeconds after its creation (or resume).
-    pub(crate) fn start_deadline(&self, run: &TrainingRun) {
-        let Some(seconds) = run.spec.start_deadline_seconds else {
-            return;
-        };
-        let clock = status::start_clock(run);
-        let timer = Timer::StartDeadline {
-            key: run_key(run),
-            uid: run.metadata.uid.clone(),
-            clock,
-            seconds,
-        };
-        self.arm(add_seconds(clock, seconds), timer);
-    }
-
-    /// Stop `run` once it has been active activeDeadlineSeconds since it first started.
-    pub(crate) fn active_deadline(&self, run: &TrainingRun) {
-        let (Some(seconds), Some(start)) = (
-            run.spec.active_deadline_seconds,
-            run.status.as_ref().and_then(|s| s.start_time.clone()),
-        ) else {
-            return;
-        };
-        let timer = Timer::ActiveDeadline {
-            key: run_key(run),
-            uid: run.metadata.uid.clone(),
-        };
-        self.arm(add_seconds(start.0, seconds), timer);
-    }
-
-    /// The timers due now, removed; else when the next one is due.
-    fn take_due(&self) -> Result<Vec<Timer>, Option<Instant>> {
-        let now = Instant::now();
-        let mut timers = lock(&self.due);
+    /// The timers due at `now`, removed and in order; else when the next one is due
+    /// (`None`: no timer is armed).
+    pub(crate) fn take_due(&self, now: Instant) -> Result<Vec<Timer>, Option<Instant>> {
+        let mut timers = self.due();
         let mut due = Vec::new();
         while let Some(entry) = timers.first_entry() {
             if entry.key().0 > now {
@@ -154,92 +85,72 @@ impl Timers {
             Ok(due)
         }
     }
-}
 
-async fn run(inner: Weak<Inner>) {
-    loop {
-        let Some(pool) = inner.upgrade() else { return };
-        if pool.timers.stopped.load(Ordering::SeqCst) {
-            return;
-        }
-        match pool.timers.take_due() {
-            Ok(due) => {
-                for timer in due {
-                    fire(&pool, timer).await;
-                }
-            }
-            Err(next) => {
-                // Hold only the Notify while asleep, so a dropped pool ends this task.
-                let changed = Arc::clone(&pool.timers.changed);
-                drop(pool);
-                match next {
-                    Some(at) => {
-                        tokio::select! {
-                            () = tokio::time::sleep_until(at) => {}
-                            () = changed.notified() => {}
-                        }
-                    }
-                    None => changed.notified().await,
-                }
-            }
-        }
+    /// Fire nothing more.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.changed.notify_one();
+    }
+
+    /// Whether [`Timers::stop`] was called.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 }
 
-async fn fire(inner: &Arc<Inner>, timer: Timer) {
-    match timer {
-        Timer::Ttl { key, uid } => match inner.delete(key.clone(), uid).await {
-            Ok(Some(_)) => {
-                info!(run = %format!("{}/{}", key.0, key.1), "deleted: ttlSecondsAfterFinished passed");
-            }
-            Ok(None) => {}
-            Err(error) => warn!(%error, "could not delete a run whose TTL passed"),
-        },
-        Timer::StartDeadline {
-            key,
-            uid,
-            clock,
-            seconds,
-        } => {
-            let result = inner
-                .transition(key, move |run| {
-                    let waiting = matches!(
-                        status::phase(run),
-                        Some(Phase::Queued) | Some(Phase::Pending)
-                    );
-                    let started = run.status.as_ref().is_some_and(|s| s.start_time.is_some());
-                    if run.metadata.uid != uid
-                        || !waiting
-                        || started
-                        || run.spec.suspend
-                        || status::start_clock(run) != clock
-                    {
-                        return false;
-                    }
-                    let last = run
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.message.clone())
-                        .unwrap_or_default();
-                    status::fail(
-                        run,
-                        lifecycle::START_DEADLINE_EXCEEDED,
-                        &lifecycle::start_deadline_exceeded(seconds, &last),
-                        Timestamp::now(),
-                    );
-                    true
-                })
-                .await;
-            if let Err(error) = result {
-                warn!(%error, "could not apply a start deadline");
-            }
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+    use super::*;
+    use std::time::Duration;
+
+    fn ttl(name: &str) -> Timer {
+        Timer::Ttl {
+            key: ("ml".into(), name.into()),
+            uid: None,
         }
-        Timer::ActiveDeadline { key, uid } => match inner.get(&key).await {
-            Ok(Some(run)) if run.metadata.uid == uid && !status::is_terminal(&run) => {
-                inner.stop(&key, Stop::Deadline);
-            }
-            Ok(_) => {}
-            Err(error) => warn!(%error, "could not apply an active deadline"),
-        },
+    }
+
+    #[test]
+    fn timers_fall_due_in_order_of_their_time_then_of_arming() {
+        let timers = Timers::default();
+        let t0 = Instant::now();
+        assert_eq!(timers.take_due(t0), Err(None));
+        timers.arm(t0 + Duration::from_secs(20), ttl("late"));
+        timers.arm(t0 + Duration::from_secs(10), ttl("first"));
+        timers.arm(t0 + Duration::from_secs(10), ttl("second"));
+        assert_eq!(timers.take_due(t0), Err(Some(t0 + Duration::from_secs(10))));
+        assert_eq!(
+            timers.take_due(t0 + Duration::from_secs(15)),
+            Ok(vec![ttl("first"), ttl("second")])
+        );
+        assert_eq!(
+            timers.take_due(t0 + Duration::from_secs(15)),
+            Err(Some(t0 + Duration::from_secs(20)))
+        );
+        assert_eq!(
+            timers.take_due(t0 + Duration::from_secs(20)),
+            Ok(vec![ttl("late")])
+        );
+        assert_eq!(timers.take_due(t0 + Duration::from_secs(60)), Err(None));
+    }
+
+    #[tokio::test]
+    async fn arming_an_earlier_timer_wakes_the_task_and_a_later_one_does_not() {
+        let timers = Timers::default();
+        let t0 = Instant::now();
+        timers.arm(t0 + Duration::from_secs(10), ttl("a"));
+        // The first timer is the earliest: it leaves a wake-up.
+        tokio::time::timeout(Duration::from_secs(5), timers.changed.notified())
+            .await
+            .expect("woken for the earliest timer");
+        timers.arm(t0 + Duration::from_secs(20), ttl("b"));
+        let woken =
+            tokio::time::timeout(Duration::from_millis(50), timers.changed.notified()).await;
+        assert!(woken.is_err(), "a later timer must not wake the task");
+        timers.arm(t0 + Duration::from_secs(5), ttl("c"));
+        tokio::time::timeout(Duration::from_secs(5), timers.changed.notified())
+            .await
+            .expect("woken for an earlier timer");
     }
 }

@@ -8,8 +8,7 @@ use futures::stream::BoxStream;
 use kubetrain_api::TrainingRun;
 use tokio::sync::broadcast;
 
-use crate::pool::{Event, Inner, Key};
-use crate::table::version;
+use crate::pool::{Event, Inner, Key, version};
 
 impl Inner {
     pub(crate) fn watch_stream(

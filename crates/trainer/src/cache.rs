@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::data::{ColumnSelection, RawLabels, Table};
-use crate::pipeline::Fingerprint;
+use crate::fingerprint::Fingerprint;
 
 /// First bytes of every entry: name and layout version.
 const MAGIC: &[u8; 8] = b"KTDSET01";

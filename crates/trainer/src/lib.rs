@@ -10,6 +10,7 @@ pub mod blocking;
 pub mod cache;
 pub mod data;
 pub mod error;
+pub mod fingerprint;
 pub mod labels;
 pub mod metrics;
 pub mod pipeline;

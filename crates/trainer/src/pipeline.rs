@@ -34,8 +34,9 @@ use crate::split::{split_rows, take, take_rows};
 mod config;
 mod summary;
 
+pub use crate::fingerprint::Fingerprint;
 pub use config::{PredictConfig, TrainConfig, Validation};
-pub use summary::{Fingerprint, FitSummary, ModelFile, Timings, TrainSummary, TrainingData};
+pub use summary::{FitSummary, ModelFile, Timings, TrainSummary, TrainingData};
 
 /// Name of the model object under the output prefix.
 pub const MODEL_FILE: &str = "model.json";

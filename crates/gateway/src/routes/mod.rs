@@ -120,7 +120,10 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                      The first event is the current state; the stream ends after an event with phase \
                      Succeeded, Failed or Cancelled, or when the run is deleted.",
                 )
-                .reply(200, "The event stream.", Body::EventStream(json_schema::<TrainingRunDoc>))
+                .reply(200, "The event stream.", Body::EventStream {
+                    event: events::EVENT_NAME,
+                    data: json_schema::<TrainingRunDoc>,
+                })
                 .errors(run_errors),
             class: Streaming,
             handler: get(events::events),

@@ -9,13 +9,12 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use kubetrain_api::{ModelRef, TrainingRun};
-use kubetrain_storage::Location;
 use object_store::ObjectStoreExt;
 
 use crate::error::ApiError;
+use crate::models::{model_location, model_mismatch, ready_model, storage_error};
 use crate::routes::authorize_run;
 use crate::state::AppState;
 
@@ -60,70 +59,4 @@ pub(crate) async fn download(
         headers.insert(MODEL_SHA256_HEADER, sha);
     }
     Ok(response)
-}
-
-/// `status.model`, or 409 saying why there is none yet.
-pub(crate) fn ready_model(run: &TrainingRun) -> Result<&ModelRef, ApiError> {
-    let status = run.status.as_ref();
-    match status.and_then(|s| s.model.as_ref()) {
-        Some(model) => Ok(model),
-        None => {
-            let phase = status
-                .and_then(|s| s.phase)
-                .map_or("Pending", |p| p.as_str());
-            let name = run.metadata.name.as_deref().unwrap_or("");
-            Err(ApiError::conflict(format!(
-                "run \"{name}\" has no model yet (phase {phase}); it has one once it Succeeded"
-            )))
-        }
-    }
-}
-
-/// Where `status.model.uri` points; an unusable URI is the run's fault, not the client's (502).
-pub(crate) fn model_location(model: &ModelRef) -> Result<Location, ApiError> {
-    Location::parse("status.model.uri", &model.uri).map_err(|e| {
-        tracing::warn!(error = %e, "unusable model URI in a run's status");
-        ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "BadGateway",
-            format!("the run's status.model.uri cannot be read: {e}"),
-        )
-    })
-}
-
-/// A storage error reading the model: missing or forbidden objects are 502 (the run points at
-/// something that is not there), anything else 503 (storage unreachable, retry).
-pub(crate) fn storage_error(location: &Location, error: object_store::Error) -> ApiError {
-    let error = location.read_error(error);
-    tracing::warn!(error = %error, "cannot read a model from storage");
-    match error.class() {
-        kubetrain_api::ErrorClass::BadInput => ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            "BadGateway",
-            format!(
-                "the model at {} cannot be read from storage (missing or access denied)",
-                location.uri()
-            ),
-        ),
-        _ => ApiError::unavailable(
-            format!(
-                "storage cannot be reached to read the model at {}; retry later",
-                location.uri()
-            ),
-            5,
-        ),
-    }
-}
-
-/// 502: the stored model is not the one the run reported.
-pub(crate) fn model_mismatch(model: &ModelRef, why: String) -> ApiError {
-    tracing::error!(uri = %model.uri, %why, "stored model does not match the run's status");
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "BadGateway",
-        format!(
-            "the model at {} does not match the run's status.model: {why}",
-            model.uri
-        ),
-    )
 }

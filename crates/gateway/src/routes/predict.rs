@@ -9,25 +9,19 @@
 //! file. The numbers are exactly those of `kubetrain predict` on the same rows.
 //!
 //! # Guarantees
-//! A model is read from storage once and kept parsed in a bounded cache keyed by URI and
-//! sha256; the bytes read must hash to `status.model.sha256` (502 otherwise), so a cached
-//! model is always the one the run reported.
-
-use std::sync::Arc;
+//! The model comes from [`crate::models::ModelCache`]: always the one the run reported.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use kubetrain_api::ModelRef;
 use kubetrain_model::{Model, argmax_rows};
 use ndarray::{Array2, ShapeBuilder};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::models::ready_model;
 use crate::routes::authorize_run;
-use crate::routes::model::{model_location, model_mismatch, ready_model};
 use crate::state::AppState;
 
 /// Rows to classify.
@@ -49,71 +43,6 @@ pub struct PredictResponse {
     pub probabilities: Vec<Vec<f64>>,
     /// The model's class labels: the order of the probability columns.
     pub class_labels: Vec<String>,
-}
-
-/// Parsed models by (uri, sha256).
-pub(crate) struct ModelCache {
-    models: quick_cache::sync::Cache<(String, String), Arc<Model>>,
-}
-
-impl ModelCache {
-    pub(crate) fn new(capacity: usize) -> Self {
-        ModelCache {
-            models: quick_cache::sync::Cache::new(capacity.max(1)),
-        }
-    }
-
-    /// The model `reference` points at: from the cache, or read, checked and parsed once
-    /// (concurrent callers wait for the one load).
-    pub(crate) async fn get(&self, reference: &ModelRef) -> Result<Arc<Model>, ApiError> {
-        let key = (reference.uri.clone(), reference.sha256.to_ascii_lowercase());
-        self.models
-            .get_or_insert_async(&key, load(reference.clone()))
-            .await
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.models.len()
-    }
-}
-
-async fn load(reference: ModelRef) -> Result<Arc<Model>, ApiError> {
-    let location = model_location(&reference)?;
-    let bytes = location
-        .store()
-        .get(location.path())
-        .await
-        .map_err(|e| crate::routes::model::storage_error(&location, e))?
-        .bytes()
-        .await
-        .map_err(|e| crate::routes::model::storage_error(&location, e))?;
-    let parsed = tokio::task::spawn_blocking(move || {
-        let sha256 = hex::encode(Sha256::digest(&bytes));
-        if !sha256.eq_ignore_ascii_case(&reference.sha256) {
-            return Err(model_mismatch(
-                &reference,
-                format!(
-                    "its sha256 is {sha256}, the run's status says {}",
-                    reference.sha256
-                ),
-            ));
-        }
-        Model::from_json(&bytes).map_err(|why| model_mismatch(&reference, why))
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    Ok(Arc::new(parsed))
-}
-
-use object_store::ObjectStoreExt;
-
-impl std::fmt::Debug for ModelCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModelCache")
-            .field("len", &self.models.len())
-            .finish()
-    }
 }
 
 pub(crate) async fn predict(
@@ -227,30 +156,5 @@ mod tests {
         assert_eq!(error.body().field.as_deref(), Some("rows"));
         let error = classify(&model(), &[vec![1e300, 0.0]]).unwrap_err();
         assert_eq!(error.body().field.as_deref(), Some("rows[0][0]"));
-    }
-
-    #[tokio::test]
-    async fn a_model_whose_bytes_do_not_match_is_refused_and_not_cached() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("model.json");
-        let bytes = model().to_json().unwrap();
-        std::fs::write(&path, &bytes).unwrap();
-        let cache = ModelCache::new(2);
-        let wrong = ModelRef {
-            uri: format!("file://{}", path.display()),
-            sha256: "00".repeat(32),
-            bytes: bytes.len() as u64,
-        };
-        let error = cache.get(&wrong).await.unwrap_err();
-        assert_eq!(error.status().as_u16(), 502);
-        assert_eq!(cache.len(), 0);
-        let right = ModelRef {
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            ..wrong
-        };
-        let first = cache.get(&right).await.unwrap();
-        let second = cache.get(&right).await.unwrap();
-        assert!(Arc::ptr_eq(&first, &second));
-        assert_eq!(cache.len(), 1);
     }
 }

@@ -6,6 +6,7 @@ use kubetrain_api::{Progress, TrainerEvent, TrainerResults};
 use serde::{Deserialize, Serialize};
 
 use super::config::{TrainConfig, Validation};
+use crate::fingerprint::Fingerprint;
 use crate::metrics::Evaluation;
 use crate::solver::{Fitted, SolverKind};
 
@@ -22,20 +23,6 @@ pub struct ModelFile {
     pub sha256: String,
     /// Size of the model file.
     pub bytes: u64,
-}
-
-/// Identity of an input file: what exactly was read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Fingerprint {
-    /// The URI as given.
-    pub uri: String,
-    /// Data rows (header excluded).
-    pub rows: u64,
-    /// Bytes read.
-    pub bytes: u64,
-    /// SHA-256 of the bytes read, hex.
-    pub sha256: String,
 }
 
 /// The training data.
