@@ -122,16 +122,23 @@ impl Error {
 pub const EVENT_NOTE_MAX_BYTES: usize = 1024;
 
 /// `error` and every source under it, joined with `: `, cut on a character boundary to at
-/// most [`EVENT_NOTE_MAX_BYTES`] (an ellipsis marks a cut).
-pub fn event_note(error: &dyn std::error::Error) -> String {
-    let mut note = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        note.push_str(": ");
-        note.push_str(&cause.to_string());
-        source = cause.source();
+/// most [`EVENT_NOTE_MAX_BYTES`] (an ellipsis marks a cut). An answer of the API server is
+/// given as its message, code and reason (its other fields say nothing to a person).
+pub fn event_note(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = Vec::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if let Some(kube::Error::Api(status)) = cause.downcast_ref::<kube::Error>() {
+            parts.push(format!(
+                "{} ({} {})",
+                status.message, status.code, status.reason
+            ));
+            break;
+        }
+        parts.push(cause.to_string());
+        next = cause.source();
     }
-    truncate(note, EVENT_NOTE_MAX_BYTES)
+    truncate(parts.join(": "), EVENT_NOTE_MAX_BYTES)
 }
 
 fn truncate(mut text: String, max: usize) -> String {
@@ -192,8 +199,10 @@ mod tests {
         assert_eq!(error.category(), "CreateJobFailed");
         assert_eq!(error.action(), "create Job");
         let note = event_note(&error);
-        assert!(note.starts_with("cannot create Job r-1: "), "{note}");
-        assert!(note.contains("cannot create resource"), "{note}");
+        assert_eq!(
+            note,
+            "cannot create Job r-1: jobs.batch is forbidden: User \"x\" cannot create resource \"jobs\" (403 Forbidden)"
+        );
     }
 
     #[test]
