@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use kube::ResourceExt;
 use kube::core::{Expression, Selector, SelectorExt};
-use kubetrain_api::TrainingRun;
+use kubetrain_api::{TrainingRun, names};
 
 use crate::backend::{BackendError, ListQuery, RunList};
 
@@ -140,26 +140,15 @@ fn check_key(text: &str, key: &str) -> Result<(), BackendError> {
         Some((prefix, name)) => (Some(prefix), name),
         None => (None, key),
     };
-    if let Some(prefix) = prefix {
-        let valid = !prefix.is_empty()
-            && prefix.len() <= 253
-            && prefix.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && label
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-            });
-        if !valid {
-            return Err(selector_error(
-                text,
-                &format!("the key prefix `{prefix}` is not a DNS subdomain"),
-            ));
-        }
+    if let Some(prefix) = prefix
+        && !names::is_dns1123_subdomain(prefix)
+    {
+        return Err(selector_error(
+            text,
+            &format!("the key prefix `{prefix}` is not a DNS subdomain"),
+        ));
     }
-    if name.is_empty() || !is_label_name(name) {
+    if !names::is_qualified_name_part(name) {
         return Err(selector_error(
             text,
             &format!(
@@ -173,7 +162,7 @@ fn check_key(text: &str, key: &str) -> Result<(), BackendError> {
 
 /// Empty, or what a label name may be.
 fn check_value(text: &str, value: &str) -> Result<(), BackendError> {
-    if value.is_empty() || is_label_name(value) {
+    if names::label_value_problem(value).is_none() {
         Ok(())
     } else {
         Err(selector_error(
@@ -184,14 +173,6 @@ fn check_value(text: &str, value: &str) -> Result<(), BackendError> {
             ),
         ))
     }
-}
-
-fn is_label_name(s: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_alphanumeric();
-    s.len() <= 63
-        && s.chars().all(|c| alnum(c) || matches!(c, '-' | '_' | '.'))
-        && s.starts_with(alnum)
-        && s.ends_with(alnum)
 }
 
 fn selector_error(text: &str, why: &str) -> BackendError {

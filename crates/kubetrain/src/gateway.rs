@@ -140,7 +140,7 @@ async fn serve(args: GatewayArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "serving the kubetrain API");
     let router = kubetrain_gateway::app(AppState::new(backend, auth, config));
-    kubetrain_gateway::serve(listener, router, shutdown_signal())
+    kubetrain_gateway::serve(listener, router, crate::shutdown::signal())
         .await
         .context("serving the gateway")?;
     tracing::info!("gateway stopped");
@@ -159,7 +159,7 @@ fn seed_storage(args: &GatewayArgs) -> Result<Option<StorageSpec>> {
             "--storage-endpoint (AWS_ENDPOINT_URL) must be an http:// or https:// URL, got {endpoint:?}"
         );
     }
-    if let Some(problem) = secret.and_then(kubetrain_local::validate::subdomain_problem) {
+    if let Some(problem) = secret.and_then(kubetrain_api::names::subdomain_problem) {
         bail!(
             "--storage-secret (KUBETRAIN_GATEWAY_STORAGE_SECRET) is not a Secret name: {problem}"
         );
@@ -202,34 +202,6 @@ fn limits(args: &GatewayArgs) -> Result<Limits> {
         limits.max_concurrent_requests = n;
     }
     Ok(limits)
-}
-
-/// Completes on SIGTERM (how Kubernetes stops a pod) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::warn!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
-    }
 }
 
 #[cfg(test)]

@@ -4,15 +4,13 @@
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, Validator};
+use kubetrain_api::names::{
+    DNS1123_LABEL, DNS1123_SUBDOMAIN, is_dns1123_label, label_key_problem, label_value_problem,
+    subdomain_problem,
+};
 use kubetrain_api::{TrainingRun, TrainingRunSpec};
 use kubetrain_gateway::FieldError;
 use serde_json::Value;
-
-/// The API server's wording for a name that is not a DNS-1123 subdomain.
-const DNS1123_SUBDOMAIN: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const DNS1123_LABEL: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const LABEL_VALUE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
-const QUALIFIED_NAME: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
 
 /// Longest generateName prefix kept: the API server truncates it so that prefix plus the
 /// five random characters fit in 63.
@@ -299,71 +297,6 @@ pub fn truncate(prefix: &str, max: usize) -> &str {
         end -= 1;
     }
     &prefix[..end]
-}
-
-fn is_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
-}
-
-/// Why `name` is not a DNS-1123 subdomain, in the API server's words.
-pub fn subdomain_problem(name: &str) -> Option<String> {
-    if name.len() > 253 {
-        return Some("must be no more than 253 characters".to_owned());
-    }
-    let ok = name.split('.').all(|part| {
-        !part.is_empty()
-            && part
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && part
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphanumeric())
-            && part
-                .bytes()
-                .last()
-                .is_some_and(|b| b.is_ascii_alphanumeric())
-    });
-    (!ok).then(|| DNS1123_SUBDOMAIN.to_owned())
-}
-
-fn is_qualified_name_part(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
-}
-
-/// Why `key` is not a valid label key (`[prefix/]name`), or `None`.
-pub fn label_key_problem(key: &str) -> Option<String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    if let Some(prefix) = prefix
-        && subdomain_problem(prefix).is_some()
-    {
-        return Some(format!("prefix part {DNS1123_SUBDOMAIN}"));
-    }
-    if name.len() > 63 {
-        return Some("name part must be no more than 63 characters".to_owned());
-    }
-    (!is_qualified_name_part(name)).then(|| QUALIFIED_NAME.to_owned())
-}
-
-/// Why `value` is not a valid label value, or `None`.
-pub fn label_value_problem(value: &str) -> Option<String> {
-    if value.len() > 63 {
-        return Some("must be no more than 63 characters".to_owned());
-    }
-    (!value.is_empty() && !is_qualified_name_part(value)).then(|| LABEL_VALUE.to_owned())
 }
 
 #[cfg(test)]

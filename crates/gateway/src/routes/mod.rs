@@ -261,7 +261,7 @@ pub(crate) async fn authorize_run(
 
 /// A namespace must be a DNS-1123 label (what Kubernetes accepts).
 pub(crate) fn check_namespace(namespace: &str) -> Result<(), ApiError> {
-    if is_dns_label(namespace) {
+    if kubetrain_api::names::is_dns1123_label(namespace) {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
@@ -274,10 +274,7 @@ pub(crate) fn check_namespace(namespace: &str) -> Result<(), ApiError> {
 
 /// A run name must be a DNS-1123 subdomain (what Kubernetes accepts for custom resources).
 pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
-    // Kubernetes checks the whole name against the subdomain pattern and 253 characters; the
-    // 63-character bound of DNS labels does not apply to each dot-separated part.
-    let valid = name.len() <= 253 && name.split('.').all(is_dns_label_chars);
-    if valid {
+    if kubetrain_api::names::is_dns1123_subdomain(name) {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
@@ -286,21 +283,6 @@ pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
             shorten(name)
         )))
     }
-}
-
-fn is_dns_label(text: &str) -> bool {
-    text.len() <= 63 && is_dns_label_chars(text)
-}
-
-/// Non-empty, lowercase letters, digits and '-', not starting or ending with '-'.
-fn is_dns_label_chars(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    !bytes.is_empty()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes.first() != Some(&b'-')
-        && bytes.last() != Some(&b'-')
 }
 
 fn shorten(text: &str) -> String {
