@@ -10,14 +10,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::TryStreamExt;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use kubetrain_api::TrainingRun;
 use kubetrain_api::meta::strip_managed_fields;
+use kubetrain_gateway::watch::{Seen, follow};
 use kubetrain_gateway::{BackendError, ListQuery, RunList, Runs, listing};
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
@@ -113,6 +114,19 @@ impl Shared {
 
     fn cached(&self, namespace: &str, name: &str) -> Option<Arc<TrainingRun>> {
         self.store.get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The run as it is now, for a watch that may have missed changes; `None` (the end of
+    /// the watch) once it is gone.
+    async fn reread(&self, namespace: &str, name: &str) -> Option<TrainingRun> {
+        match self.current(namespace, name).await {
+            Ok(run) => Some(run),
+            Err(BackendError::NotFound { .. }) => None,
+            Err(error) => {
+                warn!(%error, run = %name, "re-reading a watched run failed; ending its watch");
+                None
+            }
+        }
     }
 
     /// From the cache, else from the API server.
@@ -287,15 +301,13 @@ impl Runs for KubeRuns {
         // Subscribe before reading, so nothing between the read and the first change is lost.
         let changes = self.shared.changes.subscribe();
         let first = self.shared.current(namespace, name).await?;
-        let state = Watch {
-            shared: self.shared.clone(),
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
+        Ok(watch_run(
+            self.shared.clone(),
+            namespace,
+            name,
             changes,
-            first: Some(first),
-            last_version: None,
-        };
-        Ok(futures::stream::unfold(state, Watch::next).boxed())
+            first,
+        ))
     }
 
     async fn ready(&self) -> bool {
@@ -303,58 +315,31 @@ impl Runs for KubeRuns {
     }
 }
 
-/// One `watch` subscriber.
-struct Watch {
+/// Follow run `namespace/name` through the cache's change feed `changes`, from `first`.
+fn watch_run(
     shared: Arc<Shared>,
-    namespace: String,
-    name: String,
+    namespace: &str,
+    name: &str,
     changes: broadcast::Receiver<Change>,
-    first: Option<TrainingRun>,
-    /// resourceVersion of the last object sent, to send each version once.
-    last_version: Option<String>,
-}
-
-impl Watch {
-    async fn next(mut self) -> Option<(TrainingRun, Self)> {
-        if let Some(first) = self.first.take() {
-            self.last_version = first.resource_version();
-            return Some((first, self));
-        }
-        loop {
-            let run = match self.changes.recv().await {
-                Ok(Change::Applied(run)) if self.is_ours(&run) => run.as_ref().clone(),
-                Ok(Change::Deleted(run)) if self.is_ours(&run) => return None,
-                Ok(Change::Applied(_) | Change::Deleted(_)) => continue,
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    debug!(missed, run = %self.name, "watch lagged; re-reading the run");
-                    self.reread().await?
-                }
-                Ok(Change::Resynced) => self.reread().await?,
-                Err(broadcast::error::RecvError::Closed) => return None,
-            };
-            if run.resource_version() != self.last_version {
-                self.last_version = run.resource_version();
-                return Some((run, self));
-            }
-        }
-    }
-
-    fn is_ours(&self, run: &TrainingRun) -> bool {
-        run.meta().name.as_deref() == Some(self.name.as_str())
-            && run.meta().namespace.as_deref() == Some(self.namespace.as_str())
-    }
-
-    /// The run as it is now; `None` (the end of the watch) once it is gone.
-    async fn reread(&self) -> Option<TrainingRun> {
-        match self.shared.current(&self.namespace, &self.name).await {
-            Ok(run) => Some(run),
-            Err(BackendError::NotFound { .. }) => None,
-            Err(error) => {
-                warn!(%error, run = %self.name, "re-reading a watched run failed; ending its watch");
-                None
-            }
-        }
-    }
+    first: TrainingRun,
+) -> BoxStream<'static, TrainingRun> {
+    let (ours_ns, ours_name) = (namespace.to_owned(), name.to_owned());
+    let is_ours = move |run: &TrainingRun| {
+        run.meta().name.as_deref() == Some(ours_name.as_str())
+            && run.meta().namespace.as_deref() == Some(ours_ns.as_str())
+    };
+    let see = move |change: &Change| match change {
+        Change::Applied(run) if is_ours(run) => Seen::Changed(Box::new(run.as_ref().clone())),
+        Change::Deleted(run) if is_ours(run) => Seen::Gone,
+        Change::Applied(_) | Change::Deleted(_) => Seen::Other,
+        Change::Resynced => Seen::Stale,
+    };
+    let (namespace, name) = (namespace.to_owned(), name.to_owned());
+    let reread = move || {
+        let (shared, namespace, name) = (shared.clone(), namespace.clone(), name.clone());
+        async move { shared.reread(&namespace, &name).await }
+    };
+    follow(first, changes, see, reread)
 }
 
 /// What the API server sets on a run, dropped from a run to create: a client that posts back
@@ -379,6 +364,7 @@ mod tests {
     use kube::runtime::reflector::store::Writer;
 
     use super::*;
+    use futures::StreamExt;
 
     fn run(name: &str, version: &str, phase: Option<kubetrain_api::Phase>) -> TrainingRun {
         let mut run: TrainingRun = serde_json::from_value(serde_json::json!({
@@ -422,15 +408,13 @@ mod tests {
     }
 
     fn watch(shared: &Arc<Shared>, first: TrainingRun) -> BoxStream<'static, TrainingRun> {
-        let state = Watch {
-            shared: shared.clone(),
-            namespace: "ml".to_owned(),
-            name: "churn".to_owned(),
-            changes: shared.changes.subscribe(),
-            first: Some(first),
-            last_version: None,
-        };
-        futures::stream::unfold(state, Watch::next).boxed()
+        watch_run(
+            shared.clone(),
+            "ml",
+            "churn",
+            shared.changes.subscribe(),
+            first,
+        )
     }
 
     fn versions(runs: &[TrainingRun]) -> Vec<String> {

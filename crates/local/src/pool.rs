@@ -204,15 +204,6 @@ impl Inner {
     }
 }
 
-/// The run's resourceVersion as the number the store counts it in.
-pub(crate) fn version(run: &TrainingRun) -> u64 {
-    run.metadata
-        .resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// `(namespace, name)` of `run`.
 pub(crate) fn run_key(run: &TrainingRun) -> Key {
     (

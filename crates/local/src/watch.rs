@@ -1,74 +1,36 @@
-//! A watch of one run in local mode: its current version, then each newer one until it is
-//! deleted. A watcher that fell behind the change feed re-reads the run from the table.
+//! A watch of one run in local mode: the gateway's shared algorithm
+//! ([`kubetrain_gateway::watch::follow`]) over the run table's change feed.
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use futures::stream::BoxStream;
 use kubetrain_api::TrainingRun;
+use kubetrain_gateway::watch::{Seen, follow};
 use tokio::sync::broadcast;
 
-use crate::pool::{Event, Inner, Key, version};
+use crate::pool::{Event, Inner, Key};
 
 impl Inner {
+    /// Follow the run at `key`: `current` (read after subscribing to `events`), then each
+    /// newer version until it is deleted.
     pub(crate) fn watch_stream(
         self: &Arc<Self>,
         key: Key,
         current: TrainingRun,
         events: broadcast::Receiver<Event>,
     ) -> BoxStream<'static, TrainingRun> {
-        struct State {
-            inner: Arc<Inner>,
-            key: Key,
-            events: broadcast::Receiver<Event>,
-            first: Option<TrainingRun>,
-            seen: u64,
-            done: bool,
-        }
-        let seen = version(&current);
-        let state = State {
-            inner: Arc::clone(self),
-            key,
-            events,
-            first: Some(current),
-            seen,
-            done: false,
+        let followed = key.clone();
+        let see = move |event: &Event| match event {
+            Event { key, .. } if *key != followed => Seen::Other,
+            Event { deleted: true, .. } => Seen::Gone,
+            Event { run, .. } => Seen::Changed(Box::new(run.clone())),
         };
-        futures::stream::unfold(state, |mut state| async move {
-            if let Some(first) = state.first.take() {
-                return Some((first, state));
-            }
-            loop {
-                if state.done {
-                    return None;
-                }
-                match state.events.recv().await {
-                    Ok(event) if event.key == state.key => {
-                        if event.deleted {
-                            return None;
-                        }
-                        let v = version(&event.run);
-                        if v > state.seen {
-                            state.seen = v;
-                            return Some((event.run, state));
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => {
-                        // Missed events: the stored run is the truth.
-                        match state.inner.get(&state.key).await {
-                            Ok(Some(run)) if version(&run) > state.seen => {
-                                state.seen = version(&run);
-                                return Some((run, state));
-                            }
-                            Ok(Some(_)) => {}
-                            Ok(None) | Err(_) => state.done = true,
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-        .boxed()
+        let inner = Arc::clone(self);
+        let reread = move || {
+            let inner = Arc::clone(&inner);
+            let key = key.clone();
+            async move { inner.get(&key).await.ok().flatten() }
+        };
+        follow(current, events, see, reread)
     }
 }

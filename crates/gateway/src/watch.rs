@@ -1,0 +1,184 @@
+//! Following one run through a feed of changes: the algorithm every [`crate::Runs`] backend's
+//! `watch` shares.
+//!
+//! # Guarantees
+//! The stream starts with the run as it is, then yields each newer version of it once, in
+//! order, and ends when the run is deleted or the feed closes. A subscriber that falls behind
+//! the feed (a lagged broadcast receiver), or a feed that was re-listed, re-reads the run
+//! instead of guessing what it missed. Versions are compared as numbers where both are (etcd
+//! revisions, the local store's counter) so that a re-read never makes the stream go back.
+
+use std::future::Future;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use kube::ResourceExt;
+use kubetrain_api::TrainingRun;
+use tokio::sync::broadcast;
+
+/// What one item of a change feed says about the followed run.
+#[derive(Debug)]
+pub enum Seen {
+    /// A version of the followed run (boxed: a run is large, the other answers small).
+    Changed(Box<TrainingRun>),
+    /// The followed run was deleted.
+    Gone,
+    /// Something about another run.
+    Other,
+    /// The feed may have missed changes (it was re-listed): read the run again.
+    Stale,
+}
+
+/// Follow one run: `first` (read after subscribing to `changes`), then what `see` finds in
+/// `changes`; `reread` reads the run again (`None`: it is gone, or cannot be read).
+pub fn follow<C, See, Reread, Read>(
+    first: TrainingRun,
+    changes: broadcast::Receiver<C>,
+    see: See,
+    reread: Reread,
+) -> BoxStream<'static, TrainingRun>
+where
+    C: Clone + Send + 'static,
+    See: Fn(&C) -> Seen + Send + 'static,
+    Reread: Fn() -> Read + Send + 'static,
+    Read: Future<Output = Option<TrainingRun>> + Send + 'static,
+{
+    struct State<C, See, Reread> {
+        changes: broadcast::Receiver<C>,
+        see: See,
+        reread: Reread,
+        first: Option<TrainingRun>,
+        last: Option<String>,
+    }
+    let state = State {
+        changes,
+        see,
+        reread,
+        first: Some(first),
+        last: None,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        if let Some(first) = state.first.take() {
+            state.last = first.resource_version();
+            return Some((first, state));
+        }
+        loop {
+            let run = match state.changes.recv().await {
+                Ok(change) => match (state.see)(&change) {
+                    Seen::Changed(run) => *run,
+                    Seen::Gone => return None,
+                    Seen::Other => continue,
+                    Seen::Stale => (state.reread)().await?,
+                },
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "watch lagged; re-reading the run");
+                    (state.reread)().await?
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            if newer(run.resource_version().as_deref(), state.last.as_deref()) {
+                state.last = run.resource_version();
+                return Some((run, state));
+            }
+        }
+    })
+    .boxed()
+}
+
+/// Whether `version` comes after `last`: greater where both are numbers, else different.
+fn newer(version: Option<&str>, last: Option<&str>) -> bool {
+    match (
+        version.and_then(|v| v.parse::<u64>().ok()),
+        last.and_then(|v| v.parse::<u64>().ok()),
+    ) {
+        (Some(version), Some(last)) => version > last,
+        _ => version != last,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn run(version: &str) -> TrainingRun {
+        let mut run = TrainingRun::new(
+            "churn",
+            serde_json::from_value(serde_json::json!({
+                "algorithm": {"logisticRegression": {}},
+                "dataset": {"uri": "/d.csv"},
+                "output": {"uri": "/m/"},
+            }))
+            .unwrap(),
+        );
+        run.metadata.resource_version = Some(version.to_owned());
+        run
+    }
+
+    /// Feed items: `Some(version)` a change of the followed run, `None` its deletion.
+    type Item = Option<&'static str>;
+
+    fn see(item: &Item) -> Seen {
+        match item {
+            Some("other") => Seen::Other,
+            Some("relisted") => Seen::Stale,
+            Some(version) => Seen::Changed(Box::new(run(version))),
+            None => Seen::Gone,
+        }
+    }
+
+    async fn versions(stream: BoxStream<'static, TrainingRun>) -> Vec<String> {
+        stream
+            .map(|r| r.resource_version().unwrap())
+            .collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn each_newer_version_once_until_the_run_is_gone() {
+        let (tx, rx) = broadcast::channel::<Item>(16);
+        for item in [
+            Some("5"),
+            Some("6"),
+            Some("other"),
+            Some("6"),
+            Some("7"),
+            None,
+            Some("8"),
+        ] {
+            tx.send(item).unwrap();
+        }
+        let stream = follow(run("5"), rx, see, || async { Some(run("99")) });
+        assert_eq!(versions(stream).await, ["5", "6", "7"]);
+    }
+
+    #[tokio::test]
+    async fn a_lagged_or_relisted_feed_rereads_and_never_goes_back() {
+        let (tx, rx) = broadcast::channel::<Item>(2);
+        // Four items into a feed of two: the subscriber lags and re-reads version 9, then
+        // gets the two oldest kept items (8: older, skipped; relisted: read 9 again, skipped).
+        for item in [Some("6"), Some("7"), Some("8"), Some("relisted")] {
+            tx.send(item).unwrap();
+        }
+        drop(tx);
+        let stream = follow(run("5"), rx, see, || async { Some(run("9")) });
+        assert_eq!(versions(stream).await, ["5", "9"]);
+    }
+
+    #[tokio::test]
+    async fn a_run_that_cannot_be_read_again_ends_the_stream() {
+        let (tx, rx) = broadcast::channel::<Item>(16);
+        tx.send(Some("relisted")).unwrap();
+        let stream = follow(run("5"), rx, see, || async { None });
+        assert_eq!(versions(stream).await, ["5"]);
+    }
+
+    #[test]
+    fn versions_compare_as_numbers_where_they_are() {
+        assert!(newer(Some("10"), Some("9")));
+        assert!(!newer(Some("9"), Some("10")));
+        assert!(newer(Some("b"), Some("a")));
+        assert!(!newer(Some("a"), Some("a")));
+        assert!(newer(Some("1"), None));
+    }
+}
