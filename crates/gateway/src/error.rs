@@ -7,7 +7,11 @@
 //!
 //! `reason` is a stable CamelCase word (the Kubernetes `Status.reason` vocabulary where one
 //! exists); `field` and `causes` are present only for errors about fields. Internal errors are
-//! logged with their detail and answered with a generic message.
+//! answered with a generic message; their detail goes to the log.
+//!
+//! Errors are values: constructing one logs nothing. What the server log should say about an
+//! answer travels with the response ([`LogDetail`]) and is written once, inside the request's
+//! span, by the router's logging middleware.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -41,7 +45,37 @@ pub struct ErrorBody {
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Boxed: most errors have neither part, and every `Result` carrying an `ApiError` pays
+    /// its size.
+    extra: Option<Box<Extra>>,
+}
+
+/// The rarer parts of an error answer.
+#[derive(Debug, Clone, Default)]
+struct Extra {
+    /// `Retry-After`, in seconds.
     retry_after: Option<u32>,
+    /// What the server log says about it.
+    log: Option<LogDetail>,
+}
+
+/// What the server log says about an error answer, beyond its body: the detail the client
+/// does not get. Carried in the response's extensions to the logging middleware.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDetail {
+    /// Whether it is a fault of the server (`ERROR`) or of something it depends on (`WARN`).
+    pub fault: Fault,
+    /// What happened.
+    pub detail: String,
+}
+
+/// Whose fault an error answer is, as far as the server log is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// A bug or a broken invariant of the server: logged as an error.
+    Server,
+    /// Storage, the run store or the authorizer failed or answered nonsense: a warning.
+    Dependency,
 }
 
 impl ApiError {
@@ -56,7 +90,7 @@ impl ApiError {
                 field: None,
                 causes: Vec::new(),
             },
-            retry_after: None,
+            extra: None,
         }
     }
 
@@ -124,12 +158,26 @@ impl ApiError {
 
     /// 500 with a generic message; `detail` goes to the log only.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %detail, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalError",
             "internal error; the server log has the details",
         )
+        .logged(Fault::Server, detail)
+    }
+
+    /// This error, with `detail` for the server log (written once, by the router).
+    pub fn logged(mut self, fault: Fault, detail: impl std::fmt::Display) -> Self {
+        self.extra.get_or_insert_default().log = Some(LogDetail {
+            fault,
+            detail: detail.to_string(),
+        });
+        self
+    }
+
+    /// What the server log says about this error, if anything.
+    pub fn log_detail(&self) -> Option<&LogDetail> {
+        self.extra.as_ref()?.log.as_ref()
     }
 
     /// 503 ServiceUnavailable, asking the client to retry after `seconds`.
@@ -139,7 +187,7 @@ impl ApiError {
             "ServiceUnavailable",
             message,
         );
-        error.retry_after = Some(seconds);
+        error.extra.get_or_insert_default().retry_after = Some(seconds);
         error
     }
 
@@ -170,7 +218,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(&self.body)).into_response();
         let headers = response.headers_mut();
-        if let Some(seconds) = self.retry_after {
+        let extra = self.extra.map(|e| *e).unwrap_or_default();
+        if let Some(seconds) = extra.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.status == StatusCode::UNAUTHORIZED {
@@ -178,6 +227,9 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"kubetrain\""),
             );
+        }
+        if let Some(log) = extra.log {
+            response.extensions_mut().insert(log);
         }
         response
     }
@@ -199,8 +251,8 @@ impl From<BackendError> for ApiError {
             BackendError::Invalid(causes) => Self::invalid_fields(causes),
             BackendError::BadRequest(message) => Self::bad_request(message),
             BackendError::Unavailable(message) => {
-                tracing::warn!(error = %message, "backend unavailable");
                 Self::unavailable("the run store cannot be reached right now; retry later", 5)
+                    .logged(Fault::Dependency, format!("backend unavailable: {message}"))
             }
             BackendError::Internal(detail) => Self::internal(detail),
         }
@@ -217,9 +269,37 @@ impl From<AuthError> for ApiError {
                 Self::new(StatusCode::FORBIDDEN, "Forbidden", e.to_string())
             }
             AuthError::Unavailable(message) => {
-                tracing::warn!(error = %message, "authorizer unavailable");
                 Self::unavailable("the authorizer cannot be reached right now; retry later", 5)
+                    .logged(
+                        Fault::Dependency,
+                        format!("authorizer unavailable: {message}"),
+                    )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_detail_goes_with_the_response_to_the_log_and_never_into_the_body() {
+        let error = ApiError::internal("connection pool poisoned at db.rs:42");
+        assert_eq!(
+            error.log_detail().map(|l| (l.fault, l.detail.as_str())),
+            Some((Fault::Server, "connection pool poisoned at db.rs:42"))
+        );
+        assert!(!error.body().message.contains("db.rs"));
+        let response = error.into_response();
+        let log = response.extensions().get::<LogDetail>().unwrap();
+        assert_eq!(log.detail, "connection pool poisoned at db.rs:42");
+
+        let unavailable = ApiError::from(BackendError::Unavailable("etcd timeout".into()));
+        assert_eq!(unavailable.log_detail().unwrap().fault, Fault::Dependency);
+        assert!(!unavailable.body().message.contains("etcd"));
+        // Client errors are the client's: nothing to log.
+        assert!(ApiError::bad_request("no").log_detail().is_none());
     }
 }

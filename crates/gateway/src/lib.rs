@@ -44,6 +44,7 @@ mod openapi;
 mod routes;
 mod server;
 mod state;
+pub mod watch;
 
 use std::any::Any;
 
@@ -64,7 +65,7 @@ pub use auth::{
 pub use backend::{
     Access, AuthError, Authorizer, BackendError, Caller, FieldError, ListQuery, RunList, Runs,
 };
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, Fault, LogDetail};
 pub use listing::LabelSelector;
 pub use routes::datasets::{DatasetUploaded, PART_BYTES};
 pub use routes::events::EVENT_NAME;
@@ -115,6 +116,7 @@ pub fn app(state: AppState) -> Router {
             metrics::record,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(log_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -154,6 +156,21 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "a handler panicked".to_owned());
     ApiError::internal(format!("panic: {detail}")).into_response()
+}
+
+/// Log what an error answer's [`error::LogDetail`] says, once, inside the request's span.
+async fn log_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(log) = response.extensions().get::<error::LogDetail>() {
+        let status = response.status().as_u16();
+        match log.fault {
+            error::Fault::Server => tracing::error!(status, error = %log.detail, "request failed"),
+            error::Fault::Dependency => {
+                tracing::warn!(status, error = %log.detail, "request failed")
+            }
+        }
+    }
+    response
 }
 
 /// Answers axum produces itself (405, extractor rejections) carry plain text; give every

@@ -15,7 +15,7 @@ use kubetrain_storage::Location;
 use object_store::ObjectStoreExt;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Fault};
 
 /// `status.model`, or 409 saying why there is none yet.
 pub(crate) fn ready_model(run: &TrainingRun) -> Result<&ModelRef, ApiError> {
@@ -37,11 +37,14 @@ pub(crate) fn ready_model(run: &TrainingRun) -> Result<&ModelRef, ApiError> {
 /// Where `status.model.uri` points; an unusable URI is the run's fault, not the client's (502).
 pub(crate) fn model_location(model: &ModelRef) -> Result<Location, ApiError> {
     Location::parse("status.model.uri", &model.uri).map_err(|e| {
-        tracing::warn!(error = %e, "unusable model URI in a run's status");
         ApiError::new(
             StatusCode::BAD_GATEWAY,
             "BadGateway",
             format!("the run's status.model.uri cannot be read: {e}"),
+        )
+        .logged(
+            Fault::Dependency,
+            format!("unusable model URI in a run's status: {e}"),
         )
     })
 }
@@ -50,8 +53,7 @@ pub(crate) fn model_location(model: &ModelRef) -> Result<Location, ApiError> {
 /// something that is not there), anything else 503 (storage unreachable, retry).
 pub(crate) fn storage_error(location: &Location, error: object_store::Error) -> ApiError {
     let error = location.read_error(error);
-    tracing::warn!(error = %error, "cannot read a model from storage");
-    match error.class() {
+    let answer = match error.class() {
         kubetrain_api::ErrorClass::BadInput => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "BadGateway",
@@ -67,20 +69,21 @@ pub(crate) fn storage_error(location: &Location, error: object_store::Error) -> 
             ),
             5,
         ),
-    }
+    };
+    answer.logged(
+        Fault::Dependency,
+        format!("cannot read a model from storage: {error}"),
+    )
 }
 
 /// 502: the stored model is not the one the run reported.
 pub(crate) fn model_mismatch(model: &ModelRef, why: String) -> ApiError {
-    tracing::error!(uri = %model.uri, %why, "stored model does not match the run's status");
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "BadGateway",
-        format!(
-            "the model at {} does not match the run's status.model: {why}",
-            model.uri
-        ),
-    )
+    let message = format!(
+        "the model at {} does not match the run's status.model: {why}",
+        model.uri
+    );
+    ApiError::new(StatusCode::BAD_GATEWAY, "BadGateway", message.clone())
+        .logged(Fault::Server, message)
 }
 
 /// Parsed models by (uri, sha256).

@@ -17,7 +17,7 @@ use object_store::buffered::BufWriter;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Fault};
 use crate::routes::{authorize, check_namespace};
 use crate::state::AppState;
 
@@ -90,10 +90,13 @@ fn too_large(limit: u64) -> ApiError {
 
 /// 503 for a storage failure; the detail goes to the log.
 pub(crate) fn storage_unavailable(location: &Location, error: impl std::fmt::Display) -> ApiError {
-    tracing::warn!(uri = %location.uri(), error = %error, "staging storage failed");
     ApiError::unavailable(
         "the staging storage cannot be written right now; retry later",
         5,
+    )
+    .logged(
+        Fault::Dependency,
+        format!("staging storage failed at {}: {error}", location.uri()),
     )
 }
 
