@@ -15,9 +15,12 @@ pub mod exit_code;
 pub mod invocation;
 pub mod lifecycle;
 pub mod meta;
+pub mod names;
 pub mod report;
 pub mod spec;
 pub mod status;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod validate;
 
 pub use crd::{crd, crd_yaml};
@@ -28,11 +31,28 @@ pub use spec::{
     SecretReference, StorageSpec, TrainingRun, TrainingRunSpec,
 };
 pub use status::{
-    DatasetSummary, Metrics, ModelRef, Phase, Progress, TrainerError, TrainingRunStatus, condition,
+    DatasetSummary, Metrics, ModelRef, Phase, Progress, TrainerError, TrainingRunStatus,
+    UnknownPhase, condition,
 };
 pub use validate::{FieldError, validate_spec};
 
+/// `apiVersion` of a TrainingRun: [`GROUP`]/[`VERSION`].
+pub const API_VERSION: &str = "kubetrain.dev/v1alpha1";
 /// API group of every kubetrain resource.
 pub const GROUP: &str = "kubetrain.dev";
 /// Version of the TrainingRun API.
 pub const VERSION: &str = "v1alpha1";
+
+#[cfg(test)]
+mod tests {
+    use kube::Resource;
+
+    #[test]
+    fn the_api_version_is_the_resources() {
+        assert_eq!(super::API_VERSION, super::TrainingRun::api_version(&()));
+        assert_eq!(
+            super::API_VERSION,
+            format!("{}/{}", super::GROUP, super::VERSION)
+        );
+    }
+}

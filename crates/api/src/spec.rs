@@ -221,14 +221,23 @@ impl Default for LogisticRegression {
     }
 }
 
+/// Default `maxIterations` (scikit-learn's `LogisticRegression(max_iter=100)`).
+pub const DEFAULT_MAX_ITERATIONS: u32 = 100;
+/// Default `l2Penalty`: scikit-learn's `C=1.0`, as its inverse.
+pub const DEFAULT_L2_PENALTY: f64 = 1.0;
+/// Default `tolerance` (scikit-learn's `tol=1e-4`).
+pub const DEFAULT_TOLERANCE: f64 = 1e-4;
+/// Default `labelColumn`.
+pub const DEFAULT_LABEL_COLUMN: &str = "label";
+
 fn default_max_iterations() -> u32 {
-    100
+    DEFAULT_MAX_ITERATIONS
 }
 fn default_l2_penalty() -> f64 {
-    1.0
+    DEFAULT_L2_PENALTY
 }
 fn default_tolerance() -> f64 {
-    1e-4
+    DEFAULT_TOLERANCE
 }
 
 /// The training data and how to hold some of it back for validation.
@@ -294,7 +303,7 @@ impl DatasetSpec {
 }
 
 fn default_label_column() -> String {
-    "label".to_owned()
+    DEFAULT_LABEL_COLUMN.to_owned()
 }
 
 /// File format of a dataset: `csv` (comma-separated values with a header row) or `parquet`.

@@ -115,6 +115,27 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in the order a run can pass through them.
+    pub const ALL: [Phase; 6] = [
+        Phase::Pending,
+        Phase::Queued,
+        Phase::Running,
+        Phase::Succeeded,
+        Phase::Failed,
+        Phase::Cancelled,
+    ];
+
+    /// The phase named `text` in any case (`succeeded`, `FAILED`), as a command line takes it.
+    ///
+    /// # Errors
+    /// [`UnknownPhase`] naming the valid phases.
+    pub fn parse_ignore_case(text: &str) -> Result<Phase, UnknownPhase> {
+        Phase::ALL
+            .into_iter()
+            .find(|phase| phase.as_str().eq_ignore_ascii_case(text))
+            .ok_or_else(|| UnknownPhase(text.to_owned()))
+    }
+
     /// Succeeded, Failed and Cancelled are final: nothing changes the run afterwards.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
@@ -209,4 +230,51 @@ pub struct DatasetSummary {
     pub classes: u64,
     /// SHA-256 of the bytes read, lowercase hex: the data's fingerprint.
     pub sha256: String,
+}
+
+/// A phase name that is none of [`Phase::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown phase {0:?}; expected one of Pending, Queued, Running, Succeeded, Failed, Cancelled"
+)]
+pub struct UnknownPhase(pub String);
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = UnknownPhase;
+
+    /// The phase named exactly as the status writes it (`Succeeded`).
+    fn from_str(text: &str) -> Result<Phase, UnknownPhase> {
+        Phase::ALL
+            .into_iter()
+            .find(|phase| phase.as_str() == text)
+            .ok_or_else(|| UnknownPhase(text.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod phase_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn phases_read_back_as_they_are_written() {
+        for phase in Phase::ALL {
+            assert_eq!(phase.to_string().parse::<Phase>().unwrap(), phase);
+            assert_eq!(
+                serde_json::to_value(phase).unwrap(),
+                serde_json::Value::String(phase.to_string())
+            );
+            let lower = phase.to_string().to_lowercase();
+            assert_eq!(Phase::parse_ignore_case(&lower).unwrap(), phase);
+            assert!(lower.parse::<Phase>().is_err());
+        }
+        let error = "done".parse::<Phase>().unwrap_err();
+        assert!(error.to_string().contains("Pending, Queued"), "{error}");
+    }
 }

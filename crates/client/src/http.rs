@@ -33,22 +33,7 @@ pub struct ListFilter {
 
 /// Parse a phase name as `--phase` takes it (any case).
 pub fn parse_phase(text: &str) -> Result<Phase, String> {
-    const PHASES: [Phase; 6] = [
-        Phase::Pending,
-        Phase::Queued,
-        Phase::Running,
-        Phase::Succeeded,
-        Phase::Failed,
-        Phase::Cancelled,
-    ];
-    PHASES
-        .into_iter()
-        .find(|phase| phase.as_str().eq_ignore_ascii_case(text))
-        .ok_or_else(|| {
-            format!(
-                "unknown phase {text:?}; expected one of Pending, Queued, Running, Succeeded, Failed, Cancelled"
-            )
-        })
+    Phase::parse_ignore_case(text).map_err(|e| e.to_string())
 }
 
 #[derive(serde::Deserialize)]

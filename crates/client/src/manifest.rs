@@ -10,8 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::ClientError;
 
-/// `apiVersion` of a TrainingRun.
-pub const API_VERSION: &str = "kubetrain.dev/v1alpha1";
+pub use kubetrain_api::API_VERSION;
 /// `kind` of a TrainingRun.
 pub const KIND: &str = "TrainingRun";
 

@@ -99,7 +99,7 @@ impl StatusReporter {
 
 async fn apply(api: &Api<TrainingRun>, name: &str, status: Value) -> Result<(), kube::Error> {
     let patch = json!({
-        "apiVersion": "kubetrain.dev/v1alpha1",
+        "apiVersion": kubetrain_api::API_VERSION,
         "kind": "TrainingRun",
         "status": status,
     });

@@ -159,29 +159,9 @@ async fn serve(args: LocalArgs) -> Result<()> {
         ..GatewayConfig::default()
     };
     let router = kubetrain_gateway::app(AppState::new(Arc::new(runs.clone()), auth, gateway));
-    let served = kubetrain_gateway::serve(listener, router, stop_signal()).await;
+    let served = kubetrain_gateway::serve(listener, router, crate::shutdown::signal()).await;
     runs.shutdown().await;
     served.context("serving the local API")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Completes on SIGTERM or SIGINT.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-                _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-            }
-        }
-        (Err(error), _) | (_, Err(error)) => {
-            tracing::warn!(%error, "cannot listen for signals; stop with SIGKILL");
-            std::future::pending::<()>().await;
-        }
-    }
 }

@@ -11,6 +11,7 @@ mod gateway;
 mod in_cluster;
 mod local;
 mod logging;
+mod shutdown;
 mod train;
 
 /// Model training behind an API, the Kubernetes way.

@@ -17,8 +17,10 @@ use kubetrain_trainer::{
     Validation,
 };
 
-/// Validation fraction used when neither a fraction nor a validation file is given.
-const DEFAULT_VALIDATION_FRACTION: f64 = 0.2;
+use kubetrain_api::spec::{
+    DEFAULT_L2_PENALTY, DEFAULT_LABEL_COLUMN, DEFAULT_MAX_ITERATIONS, DEFAULT_TOLERANCE,
+    DEFAULT_VALIDATION_FRACTION,
+};
 
 /// Train a logistic-regression model on a CSV file and write `model.json` and
 /// `summary.json` under `--out`.
@@ -32,7 +34,7 @@ pub struct TrainArgs {
         long,
         env = "KUBETRAIN_LABEL_COLUMN",
         value_name = "NAME",
-        default_value = "label"
+        default_value = DEFAULT_LABEL_COLUMN
     )]
     label_column: String,
     /// Output prefix: the model goes to <URI>/model.json, the summary to <URI>/summary.json.
@@ -53,7 +55,7 @@ pub struct TrainArgs {
         long,
         env = "KUBETRAIN_MAX_ITERATIONS",
         value_name = "N",
-        default_value_t = 100
+        default_value_t = u64::from(DEFAULT_MAX_ITERATIONS)
     )]
     max_iterations: u64,
     /// Strength of the L2 penalty (scikit-learn's 1/C); the intercept is not penalised.
@@ -61,7 +63,7 @@ pub struct TrainArgs {
         long,
         env = "KUBETRAIN_L2_PENALTY",
         value_name = "X",
-        default_value_t = 1.0
+        default_value_t = DEFAULT_L2_PENALTY
     )]
     l2_penalty: f64,
     /// Stop when the gradient norm divided by the number of training rows is below this.
@@ -69,7 +71,7 @@ pub struct TrainArgs {
         long,
         env = "KUBETRAIN_TOLERANCE",
         value_name = "X",
-        default_value_t = 1e-4
+        default_value_t = DEFAULT_TOLERANCE
     )]
     tolerance: f64,
     /// Feature columns in this order (comma-separated); default: every column but the label.

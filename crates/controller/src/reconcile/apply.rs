@@ -107,8 +107,8 @@ pub async fn write_status(
 ) -> Result<(), Error> {
     let runs: Api<TrainingRun> = Api::namespaced(ctx.client.clone(), namespace);
     let patch = json!({
-        "apiVersion": TrainingRun::api_version(&()),
-        "kind": TrainingRun::kind(&()),
+        "apiVersion": kubetrain_api::API_VERSION,
+        "kind": "TrainingRun",
         "status": status,
     });
     let mut written = runs

@@ -245,7 +245,7 @@ fn list_query(params: ListParams) -> Result<ListQuery, ApiError> {
 }
 
 fn parse_phase(text: &str) -> Option<Phase> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+    text.parse().ok()
 }
 
 pub(crate) async fn delete(

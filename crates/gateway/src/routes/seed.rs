@@ -184,7 +184,7 @@ pub(crate) async fn train(
     let name = format!("train-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let output = staging.child("models").child(&name);
     let mut run: TrainingRun = serde_json::from_value(json!({
-        "apiVersion": "kubetrain.dev/v1alpha1",
+        "apiVersion": kubetrain_api::API_VERSION,
         "kind": "TrainingRun",
         "metadata": {
             "name": name,
