@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::fixtures::run;
+use kubetrain_api::TrainingRun;
 use kubetrain_api::invocation::ENV_RUN_NAME;
 
 fn settings() -> JobSettings {
@@ -38,28 +38,25 @@ fn env_of<'a>(job: &'a Job, name: &str) -> Option<&'a EnvVar> {
 
 #[test]
 fn name_is_stable_per_run_and_differs_across_recreations() {
-    let a = run("churn", "");
-    let mut b = run("churn", "");
+    let a = TrainingRun::test("churn");
+    let mut b = TrainingRun::test("churn");
     assert_eq!(job_name(&a), job_name(&a.clone()));
     b.metadata.uid = Some("another-uid".to_owned());
     assert_ne!(job_name(&a), job_name(&b));
-    let long = run(&"x".repeat(250), "");
+    let long = TrainingRun::test(&"x".repeat(250));
     assert!(job_name(&long).len() <= 63, "{}", job_name(&long));
 }
 
 #[test]
 fn job_mirrors_the_run() {
-    let run = run(
-        "churn",
-        "resources: {requests: {cpu: '1', memory: 512Mi}, limits: {cpu: 1500m, nvidia.com/gpu: 1}}\n\
+    let run = TrainingRun::test("churn").with_spec("resources: {requests: {cpu: '1', memory: 512Mi}, limits: {cpu: 1500m, nvidia.com/gpu: 1}}\n\
          storage: {secretRef: {name: s3}}\n\
          backoffLimit: 4\n\
          activeDeadlineSeconds: 600\n\
          suspend: true\n\
          nodeSelector: {pool: gpu}\n\
          tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]\n\
-         priorityClassName: batch-low\n",
-    );
+         priorityClassName: batch-low\n");
     let job = build_job(&run, &settings());
     let spec = job.spec.as_ref().unwrap();
     assert_eq!(spec.backoff_limit, Some(4));
@@ -113,7 +110,7 @@ fn default_requests_fill_only_what_the_run_leaves_open() {
     let requests = |job: &Job| container(job).resources.clone().unwrap().requests.unwrap();
     let args = |job: &Job| container(job).args.as_ref().unwrap().join(" ");
 
-    let bare = build_job(&run("churn", ""), &settings());
+    let bare = build_job(&TrainingRun::test("churn"), &settings());
     assert_eq!(requests(&bare)["cpu"].0, "1");
     assert_eq!(requests(&bare)["memory"].0, "256Mi");
     assert!(
@@ -128,10 +125,8 @@ fn default_requests_fill_only_what_the_run_leaves_open() {
 
     // A limit alone makes the API server default the request to it: no default added.
     let limited = build_job(
-        &run(
-            "churn",
-            "resources: {limits: {memory: 2Gi}, requests: {cpu: '3'}}",
-        ),
+        &TrainingRun::test("churn")
+            .with_spec("resources: {limits: {memory: 2Gi}, requests: {cpu: '3'}}"),
         &settings(),
     );
     assert_eq!(requests(&limited)["cpu"].0, "3");
@@ -142,7 +137,7 @@ fn default_requests_fill_only_what_the_run_leaves_open() {
         default_requests: BTreeMap::new(),
         ..settings()
     };
-    let best_effort = build_job(&run("churn", ""), &none);
+    let best_effort = build_job(&TrainingRun::test("churn"), &none);
     assert_eq!(container(&best_effort).resources, None);
     assert!(
         !args(&best_effort).contains("--threads"),
@@ -153,7 +148,7 @@ fn default_requests_fill_only_what_the_run_leaves_open() {
 
 #[test]
 fn security_context_is_restricted() {
-    let job = build_job(&run("churn", ""), &settings());
+    let job = build_job(&TrainingRun::test("churn"), &settings());
     let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
     let pod_sc = pod.security_context.as_ref().unwrap();
     assert_eq!(pod_sc.run_as_non_root, Some(true));
@@ -173,7 +168,7 @@ fn security_context_is_restricted() {
 #[test]
 fn credentials_only_through_secret_refs_and_storage_defaults_from_settings() {
     let job = build_job(
-        &run("churn", "storage: {secretRef: {name: s3}}"),
+        &TrainingRun::test("churn").with_spec("storage: {secretRef: {name: s3}}"),
         &settings(),
     );
     let key = env_of(&job, "AWS_ACCESS_KEY_ID").unwrap();
@@ -213,10 +208,8 @@ fn credentials_only_through_secret_refs_and_storage_defaults_from_settings() {
     );
 
     let own = build_job(
-        &run(
-            "churn",
-            "storage: {endpoint: 'https://s3.example.com', region: eu-west-1}",
-        ),
+        &TrainingRun::test("churn")
+            .with_spec("storage: {endpoint: 'https://s3.example.com', region: eu-west-1}"),
         &settings(),
     );
     assert_eq!(
@@ -229,7 +222,7 @@ fn credentials_only_through_secret_refs_and_storage_defaults_from_settings() {
 
 #[test]
 fn bad_input_fails_at_once_and_disruptions_do_not_count() {
-    let job = build_job(&run("churn", ""), &settings());
+    let job = build_job(&TrainingRun::test("churn"), &settings());
     let rules = &job
         .spec
         .as_ref()
@@ -256,7 +249,8 @@ fn bad_input_fails_at_once_and_disruptions_do_not_count() {
 
 #[test]
 fn run_overrides_image_and_service_account_and_queue_label_is_copied() {
-    let mut r = run("churn", "image: my/trainer:1\nserviceAccountName: ml-team");
+    let mut r =
+        TrainingRun::test("churn").with_spec("image: my/trainer:1\nserviceAccountName: ml-team");
     r.metadata.labels = Some([(QUEUE_LABEL.to_owned(), "team-a".to_owned())].into());
     let job = build_job(&r, &settings());
     assert_eq!(container(&job).image.as_deref(), Some("my/trainer:1"));

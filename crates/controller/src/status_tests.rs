@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::fixtures::{at, job, pod, run, with_status};
+use crate::fixtures::{job, pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kubetrain_api::conditions;
+use kubetrain_api::testing::at;
 
 fn decide_at(run: &TrainingRun, job: Option<&Job>, pods: &[Pod], now: &str) -> Decision {
     decide(
@@ -26,7 +27,7 @@ fn condition_of<'a>(
 
 #[test]
 fn no_job_yet_is_pending() {
-    let d = decide_at(&run("churn", ""), None, &[], "00:01");
+    let d = decide_at(&TrainingRun::test("churn"), None, &[], "00:01");
     assert_eq!(d.status.phase, Some(Phase::Pending));
     assert_eq!(d.status.algorithm.as_deref(), Some("logisticRegression"));
     assert_eq!(d.status.observed_generation, Some(1));
@@ -36,7 +37,7 @@ fn no_job_yet_is_pending() {
 fn running_pod_is_running_with_start_time() {
     let j = job("{active: 1}");
     let d = decide_at(
-        &run("churn", ""),
+        &TrainingRun::test("churn"),
         Some(&j),
         &[pod("{phase: Running}")],
         "00:05",
@@ -54,7 +55,7 @@ fn a_finished_pod_keeps_the_run_running_until_the_job_completes() {
     // The trainer exited 0; the Job controller has not counted it yet.
     let j = job("{active: 1}");
     let d = decide_at(
-        &run("churn", ""),
+        &TrainingRun::test("churn"),
         Some(&j),
         &[pod("{phase: Succeeded}")],
         "00:05",
@@ -67,19 +68,16 @@ fn a_finished_pod_keeps_the_run_running_until_the_job_completes() {
 #[test]
 fn complete_job_succeeds_and_model_ready_follows_the_trainer_report() {
     let j = job("{succeeded: 1, conditions: [{type: Complete, status: 'True'}]}");
-    let d = decide_at(&run("churn", ""), Some(&j), &[], "01:00");
+    let d = decide_at(&TrainingRun::test("churn"), Some(&j), &[], "01:00");
     assert_eq!(d.status.phase, Some(Phase::Succeeded));
     assert_eq!(condition_of(&d, condition::COMPLETE).status, "True");
     assert_eq!(condition_of(&d, condition::MODEL_READY).status, "False");
     assert_eq!(d.status.completion_time, Some(Time(at("01:00"))));
 
-    let reported = with_status(
-        run("churn", ""),
-        &format!(
+    let reported = TrainingRun::test("churn").with_status(&format!(
             "{{phase: Succeeded, model: {{uri: s3://models/churn/model.json, sha256: abc, bytes: 10}}, conditions: {}}}",
             serde_json::to_string(&d.status.conditions).unwrap()
-        ),
-    );
+        ));
     let later = decide_at(&reported, Some(&j), &[], "01:10");
     assert_eq!(condition_of(&later, condition::MODEL_READY).status, "True");
     assert!(
@@ -99,10 +97,7 @@ fn bad_input_fails_with_the_trainers_message() {
     let j = job(
         "{failed: 1, conditions: [{type: Failed, status: 'True', reason: PodFailurePolicy, message: 'Container trainer for pod ml/x failed with exit code 65'}]}",
     );
-    let r = with_status(
-        run("churn", ""),
-        "{trainerError: {reason: BadInput, message: 'row 7, column f3: \"abc\" is not a number', exitCode: 65}}",
-    );
+    let r = TrainingRun::test("churn").with_status("{trainerError: {reason: BadInput, message: 'row 7, column f3: \"abc\" is not a number', exitCode: 65}}");
     let d = decide_at(&r, Some(&j), &[], "00:30");
     assert_eq!(d.status.phase, Some(Phase::Failed));
     let failed = condition_of(&d, condition::FAILED);
@@ -125,7 +120,7 @@ fn job_failures_keep_the_job_controllers_reason() {
         let j = job(&format!(
             "{{failed: 3, conditions: [{{type: Failed, status: 'True', reason: {reason}, message: m}}]}}"
         ));
-        let d = decide_at(&run("churn", ""), Some(&j), &[], "00:30");
+        let d = decide_at(&TrainingRun::test("churn"), Some(&j), &[], "00:30");
         assert_eq!(d.status.phase, Some(Phase::Failed));
         assert_eq!(condition_of(&d, condition::FAILED).reason, reason);
         assert!(d.status.message.as_deref().unwrap().starts_with(reason));
@@ -135,7 +130,7 @@ fn job_failures_keep_the_job_controllers_reason() {
 
 #[test]
 fn unschedulable_says_why_and_fails_at_the_start_deadline() {
-    let r = run("gpu", "startDeadlineSeconds: 60");
+    let r = TrainingRun::test("gpu").with_spec("startDeadlineSeconds: 60");
     let j = job("{active: 1}");
     let p = pod(
         "{phase: Pending, conditions: [{type: PodScheduled, status: 'False', reason: Unschedulable, message: '0/1 nodes are available: 1 Insufficient nvidia.com/gpu.'}]}",
@@ -172,7 +167,7 @@ fn image_pull_failures_are_reported() {
     let p = pod(
         "{phase: Pending, containerStatuses: [{name: trainer, image: x, imageID: '', ready: false, restartCount: 0, state: {waiting: {reason: ImagePullBackOff, message: 'Back-off pulling image \"nope:1\"'}}}]}",
     );
-    let d = decide_at(&run("churn", ""), Some(&j), &[p], "00:10");
+    let d = decide_at(&TrainingRun::test("churn"), Some(&j), &[p], "00:10");
     assert!(
         d.status
             .message
@@ -188,20 +183,19 @@ fn suspended_runs_are_queued_and_the_start_deadline_waits() {
         j.spec.as_mut().unwrap().suspend = Some(true);
         j
     };
-    let r = run("churn", "suspend: true\nstartDeadlineSeconds: 60");
+    let r = TrainingRun::test("churn").with_spec("suspend: true\nstartDeadlineSeconds: 60");
     let d = decide_at(&r, Some(&j), &[], "05:00");
     assert_eq!(d.status.phase, Some(Phase::Queued));
     assert_eq!(condition_of(&d, condition::SUSPENDED).status, "True");
     assert!(!d.delete_job);
 
     // Resumed at 05:30: the deadline counts from then, not from creation at 00:00.
-    let resumed = with_status(
-        run("churn", "startDeadlineSeconds: 60"),
-        &format!(
+    let resumed = TrainingRun::test("churn")
+        .with_spec("startDeadlineSeconds: 60")
+        .with_status(&format!(
             "{{phase: Queued, conditions: {}}}",
             serde_json::to_string(&d.status.conditions).unwrap()
-        ),
-    );
+        ));
     let j2 = job("{active: 1}");
     let d2 = decide_at(&resumed, Some(&j2), &[], "05:30");
     assert_eq!(d2.status.phase, Some(Phase::Pending));
@@ -211,12 +205,19 @@ fn suspended_runs_are_queued_and_the_start_deadline_waits() {
 #[test]
 fn cancel_ends_cancelled_and_deletes_the_job() {
     let j = job("{active: 1}");
-    let d = decide_at(&run("churn", "cancel: true"), Some(&j), &[], "00:10");
+    let d = decide_at(
+        &TrainingRun::test("churn").with_spec("cancel: true"),
+        Some(&j),
+        &[],
+        "00:10",
+    );
     assert_eq!(d.status.phase, Some(Phase::Cancelled));
     assert_eq!(condition_of(&d, condition::FAILED).reason, "Cancelled");
     assert!(d.delete_job);
     let gone = decide_at(
-        &with_status(run("churn", "cancel: true"), "{phase: Cancelled}"),
+        &TrainingRun::test("churn")
+            .with_spec("cancel: true")
+            .with_status("{phase: Cancelled}"),
         None,
         &[],
         "00:20",
@@ -228,7 +229,7 @@ fn cancel_ends_cancelled_and_deletes_the_job() {
 #[test]
 fn invalid_specs_fail_without_a_job() {
     let d = decide(
-        &run("churn", ""),
+        &TrainingRun::test("churn"),
         Observed {
             job: None,
             pods: &[],

@@ -110,18 +110,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::fixtures::run;
-
-    fn at_version(mut run: TrainingRun, version: &str) -> TrainingRun {
-        run.metadata.resource_version = Some(version.to_owned());
-        run
-    }
+    use kubetrain_api::TrainingRun;
 
     #[test]
     fn a_status_write_stands_in_for_the_cache_until_the_cache_moves_on() {
         let written = Written::default();
-        let base = at_version(run("churn", ""), "10");
-        let mut answer = at_version(run("churn", ""), "11");
+        let base = TrainingRun::test("churn").at_version("10");
+        let mut answer = TrainingRun::test("churn").at_version("11");
         answer.status = Some(Default::default());
         written.status(&base, answer);
 
@@ -130,7 +125,7 @@ mod tests {
         assert_eq!(seen.resource_version().as_deref(), Some("11"));
         assert!(seen.status.is_some());
         // The cache shows 11 (or anything else): the cache wins and the memory is dropped.
-        let newer = at_version(run("churn", ""), "12");
+        let newer = TrainingRun::test("churn").at_version("12");
         assert_eq!(
             written.run(Arc::new(newer)).resource_version().as_deref(),
             Some("12")

@@ -134,15 +134,6 @@ mod tests {
     use kubetrain_api::conditions;
     use kubetrain_api::lifecycle::RESUMED;
 
-    fn run(spec: &str) -> TrainingRun {
-        let mut run = TrainingRun::new("churn", serde_yaml::from_str(spec).unwrap());
-        run.metadata.generation = Some(1);
-        run
-    }
-
-    const SPEC: &str =
-        "algorithm: {logisticRegression: {}}\ndataset: {uri: /d.csv}\noutput: {uri: /m/}";
-
     fn condition_of<'a>(run: &'a TrainingRun, type_: &str) -> (&'a str, &'a str) {
         let c = conditions::get(&run.status.as_ref().unwrap().conditions, type_).unwrap();
         (c.status.as_str(), c.reason.as_str())
@@ -151,7 +142,7 @@ mod tests {
     #[test]
     fn life_of_a_failed_run_matches_the_controller_words() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let mut r = run(SPEC);
+        let mut r = TrainingRun::test("churn");
         accept(&mut r, t0);
         assert_eq!(phase(&r), Some(Phase::Queued));
         assert_eq!(condition_of(&r, condition::ACCEPTED), ("True", "Accepted"));
@@ -178,7 +169,7 @@ mod tests {
     fn suspended_runs_are_queued_and_the_start_clock_moves_on_resume() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let t1: Timestamp = "2026-01-01T00:05:00Z".parse().unwrap();
-        let mut r = run(&format!("{SPEC}\nsuspend: true"));
+        let mut r = TrainingRun::test("churn").suspended();
         r.metadata.creation_timestamp = Some(Time(t0));
         accept(&mut r, t0);
         assert_eq!(

@@ -141,8 +141,9 @@ fn controller_view(status: Option<&TrainingRunStatus>) -> TrainingRunStatus {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::fixtures::{at, job, run, with_status};
+    use crate::fixtures::job;
     use crate::status::{Observed, decide};
+    use kubetrain_api::testing::at;
 
     fn suspended_job(suspend: bool) -> Job {
         let mut job = job("{}");
@@ -164,36 +165,48 @@ mod tests {
 
     #[test]
     fn a_runnable_run_without_a_job_gets_one() {
-        assert_eq!(job_change(&run("a", ""), None, false), JobChange::Create);
+        assert_eq!(
+            job_change(&TrainingRun::test("a"), None, false),
+            JobChange::Create
+        );
     }
 
     #[test]
     fn invalid_cancelled_or_finished_runs_get_no_job() {
-        assert_eq!(job_change(&run("a", ""), None, true), JobChange::Keep);
         assert_eq!(
-            job_change(&run("a", "cancel: true"), None, false),
+            job_change(&TrainingRun::test("a"), None, true),
             JobChange::Keep
         );
-        let done = with_status(run("a", ""), "{phase: Succeeded}");
+        assert_eq!(
+            job_change(
+                &TrainingRun::test("a").with_spec("cancel: true"),
+                None,
+                false
+            ),
+            JobChange::Keep
+        );
+        let done = TrainingRun::test("a").with_status("{phase: Succeeded}");
         assert_eq!(job_change(&done, None, false), JobChange::Keep);
     }
 
     #[test]
     fn the_job_follows_spec_suspend_until_the_run_finished() {
-        let suspended = run("a", "suspend: true");
+        let suspended = TrainingRun::test("a").with_spec("suspend: true");
         assert_eq!(
             job_change(&suspended, Some(&suspended_job(false)), false),
             JobChange::Suspend(true)
         );
         assert_eq!(
-            job_change(&run("a", ""), Some(&suspended_job(true)), false),
+            job_change(&TrainingRun::test("a"), Some(&suspended_job(true)), false),
             JobChange::Suspend(false)
         );
         assert_eq!(
             job_change(&suspended, Some(&suspended_job(true)), false),
             JobChange::Keep
         );
-        let failed = with_status(run("a", "suspend: true"), "{phase: Failed}");
+        let failed = TrainingRun::test("a")
+            .with_spec("suspend: true")
+            .with_status("{phase: Failed}");
         assert_eq!(
             job_change(&failed, Some(&suspended_job(false)), false),
             JobChange::Keep
@@ -203,10 +216,9 @@ mod tests {
     #[test]
     fn a_finished_run_expires_when_its_ttl_ran_out() {
         let finished = |ttl: &str| {
-            with_status(
-                run("a", ttl),
-                "{phase: Succeeded, completionTime: '2026-01-01T12:00:00Z'}",
-            )
+            TrainingRun::test("a")
+                .with_spec(ttl)
+                .with_status("{phase: Succeeded, completionTime: '2026-01-01T12:00:00Z'}")
         };
         assert!(!expired(&finished(""), at("59:00")));
         assert!(!expired(
@@ -217,16 +229,18 @@ mod tests {
             &finished("ttlSecondsAfterFinished: 60"),
             at("01:00")
         ));
-        let running = with_status(run("a", "ttlSecondsAfterFinished: 0"), "{phase: Running}");
+        let running = TrainingRun::test("a")
+            .with_spec("ttlSecondsAfterFinished: 0")
+            .with_status("{phase: Running}");
         assert!(!expired(&running, at("59:00")));
     }
 
     #[test]
     fn an_unchanged_status_is_not_written_again() {
-        let fresh = run("a", "");
+        let fresh = TrainingRun::test("a");
         let first = decision(&fresh, None);
         assert!(status_changed(&fresh, &first));
-        let mut written = with_status(fresh, "{}");
+        let mut written = fresh.with_status("{}");
         written.status = Some(first.status.clone());
         // The trainer's fields are not the controller's: they do not make a write.
         written.status.as_mut().unwrap().trainer_error = None;
@@ -236,17 +250,19 @@ mod tests {
     #[test]
     fn phase_changes_are_events_and_failures_are_warnings() {
         let cancelled = decision(
-            &with_status(run("a", "cancel: true"), "{phase: Running}"),
+            &TrainingRun::test("a")
+                .with_spec("cancel: true")
+                .with_status("{phase: Running}"),
             Some(&job("{active: 1}")),
         );
         let event = phase_event(Some(Phase::Running), &cancelled).unwrap();
         assert_eq!(event.reason, "Cancelled");
         assert_eq!(event.type_, EventType::Normal);
         assert_eq!(phase_event(cancelled.status.phase, &cancelled), None);
-        let pending = decision(&run("a", ""), None);
+        let pending = decision(&TrainingRun::test("a"), None);
         assert_eq!(phase_event(None, &pending), None);
         let bad = decide(
-            &run("a", ""),
+            &TrainingRun::test("a"),
             Observed {
                 job: None,
                 pods: &[],
@@ -261,10 +277,9 @@ mod tests {
 
     #[test]
     fn the_next_look_is_the_earliest_deadline() {
-        let finished = with_status(
-            run("a", "ttlSecondsAfterFinished: 90"),
-            "{phase: Succeeded, completionTime: '2026-01-01T12:00:00Z'}",
-        );
+        let finished = TrainingRun::test("a")
+            .with_spec("ttlSecondsAfterFinished: 90")
+            .with_status("{phase: Succeeded, completionTime: '2026-01-01T12:00:00Z'}");
         let mut d = decision(&finished, None);
         d.status.completion_time = finished.status.as_ref().unwrap().completion_time.clone();
         d.requeue_after = None;
@@ -278,7 +293,11 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(
-            requeue_after(&run("a", ""), &decision(&run("a", ""), None), at("00:30")),
+            requeue_after(
+                &TrainingRun::test("a"),
+                &decision(&TrainingRun::test("a"), None),
+                at("00:30")
+            ),
             RESYNC
         );
     }

@@ -16,7 +16,7 @@ use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::fixtures::{job, run, with_status};
+use crate::fixtures::job;
 
 const JOBS: &str = "/apis/batch/v1/namespaces/ml/jobs";
 const RUNS: &str = "/apis/kubetrain.dev/v1alpha1/namespaces/ml/trainingruns";
@@ -191,7 +191,7 @@ fn job_path(run: &TrainingRun) -> String {
 
 #[tokio::test]
 async fn a_new_run_gets_trainer_rbac_a_job_a_status_and_an_event() {
-    let run = run("churn", "");
+    let run = TrainingRun::test("churn");
     let (client, api) = FakeApiServer::start(&run, |_| None);
     let ctx = context(client, &[]);
     reconcile(Arc::new(run.clone()), ctx.clone()).await.unwrap();
@@ -217,7 +217,7 @@ async fn a_new_run_gets_trainer_rbac_a_job_a_status_and_an_event() {
     assert_eq!(event["type"], "Normal");
 
     // A second run in the namespace: the trainer RBAC is created once per namespace.
-    let second = run_named("second");
+    let second = TrainingRun::test("second").with_uid("second-uid");
     reconcile(Arc::new(second.clone()), ctx).await.unwrap();
     let rbac = api
         .writes()
@@ -227,15 +227,9 @@ async fn a_new_run_gets_trainer_rbac_a_job_a_status_and_an_event() {
     assert_eq!(rbac, 3);
 }
 
-fn run_named(name: &str) -> TrainingRun {
-    let mut r = run(name, "");
-    r.metadata.uid = Some(format!("{name}-uid"));
-    r
-}
-
 #[tokio::test]
 async fn a_job_created_before_is_read_instead_and_not_announced_again() {
-    let run = run("churn", "serviceAccountName: own");
+    let run = TrainingRun::test("churn").with_spec("serviceAccountName: own");
     let path = job_path(&run);
     let existing = serde_json::to_value(existing_job(&run, false)).unwrap();
     let (client, api) = FakeApiServer::start(&run, move |request| {
@@ -280,7 +274,7 @@ async fn a_job_created_before_is_read_instead_and_not_announced_again() {
 
 #[tokio::test]
 async fn an_unchanged_status_is_not_written_again() {
-    let fresh = run("churn", "");
+    let fresh = TrainingRun::test("churn");
     let (client, api) = FakeApiServer::start(&fresh, |_| None);
     let ctx = context(client, &[]);
     reconcile(Arc::new(fresh.clone()), ctx.clone())
@@ -300,7 +294,7 @@ async fn an_unchanged_status_is_not_written_again() {
 
 #[tokio::test]
 async fn a_suspended_run_suspends_its_job() {
-    let run = run("churn", "suspend: true");
+    let run = TrainingRun::test("churn").with_spec("suspend: true");
     let (client, api) = FakeApiServer::start(&run, |_| None);
     let job = existing_job(&run, false);
     reconcile(Arc::new(run.clone()), context(client, &[job]))
@@ -313,10 +307,9 @@ async fn a_suspended_run_suspends_its_job() {
 
 #[tokio::test]
 async fn a_cancelled_runs_job_is_deleted_and_one_already_gone_is_fine() {
-    let run = with_status(
-        run("churn", "cancel: true"),
-        "{phase: Cancelled, completionTime: '2026-01-01T12:00:00Z'}",
-    );
+    let run = TrainingRun::test("churn")
+        .with_spec("cancel: true")
+        .with_status("{phase: Cancelled, completionTime: '2026-01-01T12:00:00Z'}");
     let path = job_path(&run);
     let (client, api) = FakeApiServer::start(&run, move |request| {
         request
@@ -332,10 +325,9 @@ async fn a_cancelled_runs_job_is_deleted_and_one_already_gone_is_fine() {
 
 #[tokio::test]
 async fn a_finished_run_past_its_ttl_is_deleted_even_if_already_gone() {
-    let run = with_status(
-        run("churn", "ttlSecondsAfterFinished: 60"),
-        "{phase: Succeeded, completionTime: '2026-01-01T12:00:00Z'}",
-    );
+    let run = TrainingRun::test("churn")
+        .with_spec("ttlSecondsAfterFinished: 60")
+        .with_status("{phase: Succeeded, completionTime: '2026-01-01T12:00:00Z'}");
     for answer in [200, 404] {
         let (client, api) = FakeApiServer::start(&run, move |request| {
             (request.method == Method::DELETE).then(|| match answer {
@@ -360,7 +352,7 @@ async fn a_finished_run_past_its_ttl_is_deleted_even_if_already_gone() {
 
 #[tokio::test]
 async fn a_failed_step_is_its_own_error_and_a_warning_event_on_the_run() {
-    let run = run("churn", "serviceAccountName: own");
+    let run = TrainingRun::test("churn").with_spec("serviceAccountName: own");
     let (client, api) = FakeApiServer::start(&run, |request| {
         request.is(&Method::POST, JOBS).then(|| {
             status(
@@ -391,7 +383,7 @@ async fn a_failed_step_is_its_own_error_and_a_warning_event_on_the_run() {
 
 #[tokio::test]
 async fn a_status_write_that_fails_is_reported_as_such() {
-    let run = run("churn", "serviceAccountName: own");
+    let run = TrainingRun::test("churn").with_spec("serviceAccountName: own");
     let (client, _api) = FakeApiServer::start(&run, |request| {
         (request.method == Method::PATCH)
             .then(|| status(500, "InternalError", "etcdserver: request timed out"))
