@@ -309,6 +309,7 @@ fn default_label_column() -> String {
 /// File format of a dataset: `csv` (comma-separated values with a header row) or `parquet`.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+#[allow(missing_docs)] // see below
 pub enum DataFormat {
     // Variants carry no doc comments: schemars would turn them into a `oneOf`, which a
     // structural schema does not allow. The enum's own doc lists them.

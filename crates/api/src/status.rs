@@ -104,8 +104,10 @@ pub struct TrainerError {
 /// in a queue), Running, Succeeded (the model is stored), Failed (`message` says why) or
 /// Cancelled (stopped by `spec.cancel`).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)] // see below
 pub enum Phase {
-    // No doc comments on variants: schemars would emit a `oneOf`, which is not structural.
+    // No doc comments on variants: schemars would emit a `oneOf`, which is not structural;
+    // the enum's own doc says what each means.
     Pending,
     Queued,
     Running,

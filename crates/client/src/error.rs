@@ -103,27 +103,50 @@ pub enum ClientError {
         "cannot reach the gateway at {url}: {detail}\n  start one on this machine with `kubetrain local`, \
          or point --gateway (KUBETRAIN_GATEWAY) at a running gateway"
     )]
-    Connect { url: String, detail: String },
+    Connect {
+        /// The gateway's URL.
+        url: String,
+        /// Why the connection failed.
+        detail: String,
+    },
     /// The gateway answered with an error.
     #[error("{0}")]
     Api(ApiError),
     /// The request failed after it was sent (timeout, connection reset, ...).
     #[error("request to {url} failed: {detail}")]
-    Transport { url: String, detail: String },
+    Transport {
+        /// The request's URL.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
     /// The gateway answered something that is not what the API promises.
     #[error("unexpected answer from {url}: {detail}")]
-    Decode { url: String, detail: String },
+    Decode {
+        /// The request's URL.
+        url: String,
+        /// What was wrong with the answer.
+        detail: String,
+    },
     /// The `--gateway` URL cannot be used.
     #[error("invalid gateway URL {url:?}: {detail}")]
-    BadUrl { url: String, detail: String },
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it cannot be used.
+        detail: String,
+    },
     /// A manifest or flag combination that does not describe a TrainingRun.
     #[error("{0}")]
     Manifest(String),
     /// The run's event stream kept failing; the last failure.
     #[error("lost the event stream of trainingrun {name} after {attempts} attempts: {last}")]
     StreamLost {
+        /// The run.
         name: String,
+        /// Connections tried.
         attempts: u32,
+        /// The last connection's failure.
         last: Box<ClientError>,
     },
 }

@@ -27,7 +27,9 @@ pub struct Client {
 /// What to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
+    /// Only runs in this phase.
     pub phase: Option<Phase>,
+    /// Only runs whose labels match (`app=churn,tier!=dev`).
     pub label_selector: Option<String>,
 }
 

@@ -100,15 +100,25 @@ pub struct RunFlags {
     pub label_column: Option<String>,
     /// Output prefix for `model.json` and `summary.json`.
     pub out: String,
+    /// `spec.dataset.featureColumns`.
     pub feature_columns: Option<Vec<String>>,
+    /// `spec.dataset.validationFraction`.
     pub validation_fraction: Option<f64>,
+    /// `spec.dataset.validationUri`.
     pub validation_data: Option<String>,
+    /// `spec.dataset.seed`.
     pub seed: Option<i64>,
+    /// `spec.algorithm.logisticRegression.maxIterations`.
     pub max_iterations: Option<u32>,
+    /// `spec.algorithm.logisticRegression.l2Penalty`.
     pub l2_penalty: Option<f64>,
+    /// `spec.algorithm.logisticRegression.tolerance`.
     pub tolerance: Option<f64>,
+    /// `spec.backoffLimit`.
     pub backoff_limit: Option<i32>,
+    /// `spec.activeDeadlineSeconds`.
     pub active_deadline_seconds: Option<i64>,
+    /// `spec.ttlSecondsAfterFinished`.
     pub ttl_seconds_after_finished: Option<i32>,
     /// `spec.storage.secretRef.name`: a Secret in the run's namespace with the S3 credentials.
     pub storage_secret: Option<String>,
@@ -116,6 +126,7 @@ pub struct RunFlags {
     pub storage_endpoint: Option<String>,
     /// `spec.storage.region`: the S3 region.
     pub storage_region: Option<String>,
+    /// `metadata.labels`.
     pub labels: BTreeMap<String, String>,
 }
 

@@ -14,9 +14,13 @@ pub struct ProgressView {
     pub phase: String,
     /// Solver iterations done, and the upper bound (0 when not known yet).
     pub iteration: u64,
+    /// The iteration budget (`maxIterations`).
     pub total: u64,
+    /// `status.progress.percent`.
     pub percent: f64,
+    /// The training loss at the last report.
     pub loss: Option<f64>,
+    /// Seconds left at the current speed.
     pub eta_seconds: Option<f64>,
     /// Why the run is where it is (e.g. waiting for a worker), when the status says.
     pub message: Option<String>,

@@ -10,7 +10,9 @@ use kubetrain_gateway::{BackendError, FieldError};
 /// What the call was about, to name it in errors.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
+    /// The namespace of the call.
     pub namespace: &'a str,
+    /// The run's name (empty for a list).
     pub name: &'a str,
     /// A create: 404 then means the namespace does not exist.
     pub creating: bool,

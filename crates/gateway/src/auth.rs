@@ -75,12 +75,19 @@ pub enum TokenFileError {
     /// The file cannot be read.
     #[error("cannot read the token file {path}: {source}")]
     Read {
+        /// The file.
         path: String,
+        /// Why it cannot be read.
         source: std::io::Error,
     },
     /// The file is not a valid token file.
     #[error("the token file {path} is invalid: {message}")]
-    Invalid { path: String, message: String },
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// Bearer tokens from a file, each allowed every verb in its namespaces. An unknown or missing

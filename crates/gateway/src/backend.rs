@@ -14,10 +14,20 @@ pub use kubetrain_api::FieldError;
 pub enum BackendError {
     /// 404: no run of that name in that namespace.
     #[error("trainingruns \"{name}\" not found in namespace \"{namespace}\"")]
-    NotFound { namespace: String, name: String },
+    NotFound {
+        /// The namespace.
+        namespace: String,
+        /// The run's name.
+        name: String,
+    },
     /// 409: a run of that name exists already.
     #[error("trainingruns \"{name}\" already exists in namespace \"{namespace}\"")]
-    AlreadyExists { namespace: String, name: String },
+    AlreadyExists {
+        /// The namespace.
+        namespace: String,
+        /// The run's name.
+        name: String,
+    },
     /// 409: the request conflicts with the run's current state (e.g. a concurrent update).
     #[error("{0}")]
     Conflict(String),
@@ -51,6 +61,7 @@ pub struct ListQuery {
 /// One page of runs.
 #[derive(Debug, Clone, Default)]
 pub struct RunList {
+    /// The runs of this page.
     pub items: Vec<TrainingRun>,
     /// Present when there are more items; pass it back as [`ListQuery::continue_token`].
     pub continue_token: Option<String>,
@@ -64,8 +75,11 @@ pub struct RunList {
 /// Kubernetes API server would, and starts training.
 #[async_trait::async_trait]
 pub trait Runs: Send + Sync + 'static {
+    /// Store `run` in `namespace` and start it; returns it as stored.
     async fn create(&self, namespace: &str, run: TrainingRun) -> Result<TrainingRun, BackendError>;
+    /// The run `namespace/name`.
     async fn get(&self, namespace: &str, name: &str) -> Result<TrainingRun, BackendError>;
+    /// One page of the runs in `namespace` (every namespace when empty) that `query` selects.
     async fn list(&self, namespace: &str, query: &ListQuery) -> Result<RunList, BackendError>;
     /// Delete the run (its training stops; its model stays in storage). Returns the run as it
     /// was last seen.
@@ -87,7 +101,9 @@ pub trait Runs: Send + Sync + 'static {
 /// Who is calling, as the authenticator established it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// The user name (`system:serviceaccount:ml:app` for a ServiceAccount).
     pub user: String,
+    /// The user's groups.
     pub groups: Vec<String>,
 }
 
@@ -99,6 +115,7 @@ pub struct Access {
     pub verb: &'static str,
     /// Always `trainingruns` today.
     pub resource: &'static str,
+    /// The namespace of the run(s).
     pub namespace: String,
     /// The run's name, when the call is about one run.
     pub name: Option<String>,
@@ -125,7 +142,12 @@ pub enum AuthError {
     Unauthenticated(String),
     /// 403: authenticated, but not allowed to do `access`.
     #[error("{user} may not {access}")]
-    Forbidden { user: String, access: Access },
+    Forbidden {
+        /// Who asked.
+        user: String,
+        /// What for.
+        access: Access,
+    },
     /// 503: the authenticator itself cannot be reached.
     #[error("{0}")]
     Unavailable(String),

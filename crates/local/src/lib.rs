@@ -99,20 +99,29 @@ impl Config {
 /// Why the local backend cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    /// The data directory cannot be created.
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
+        /// The directory.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The SQLite database cannot be opened.
     #[error("cannot open the database {path}: {source}")]
     Database {
+        /// The database file.
         path: PathBuf,
+        /// Why.
         source: store::StoreError,
     },
+    /// The CRD's schema cannot be compiled into a validator (a bug).
     #[error(transparent)]
     Schema(#[from] validate::SchemaError),
+    /// The trainer binary cannot be found.
     #[error("cannot locate the kubetrain binary to run trainers with: {0}")]
     Trainer(String),
+    /// `--workers 0`.
     #[error("workers must be at least 1")]
     NoWorkers,
 }

@@ -10,8 +10,10 @@ use rusqlite::{Connection, OptionalExtension, params};
 /// A failure of the database itself (disk, corruption, a JSON body that does not parse).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite failed.
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// A stored run does not parse.
     #[error("stored run is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
@@ -25,7 +27,9 @@ pub struct Store {
 /// Whether an insert found the name taken.
 #[derive(Debug)]
 pub enum Inserted {
+    /// The run as stored, with its uid and resourceVersion.
     Created(Box<TrainingRun>),
+    /// A run of that name exists.
     Exists,
 }
 

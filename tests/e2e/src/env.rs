@@ -197,6 +197,7 @@ impl TestEnv {
 
 /// A namespace owned by one test.
 pub struct TestNamespace {
+    /// The namespace's name.
     pub name: String,
     client: Client,
 }
