@@ -116,7 +116,6 @@ pub fn app(state: AppState) -> Router {
             metrics::record,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(middleware::from_fn(log_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -155,12 +154,14 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
         .unwrap_or_else(|| "a handler panicked".to_owned());
-    ApiError::internal(format!("panic: {detail}")).into_response()
+    // Outside `json_errors`, so the panic's answer is logged here (inside the request's span).
+    let response = ApiError::internal(format!("panic: {detail}")).into_response();
+    log_error(&response);
+    response
 }
 
 /// Log what an error answer's [`error::LogDetail`] says, once, inside the request's span.
-async fn log_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+fn log_error(response: &Response) {
     if let Some(log) = response.extensions().get::<error::LogDetail>() {
         let status = response.status().as_u16();
         match log.fault {
@@ -170,17 +171,18 @@ async fn log_errors(request: Request, next: Next) -> Response {
             }
         }
     }
-    response
 }
 
 /// Answers axum produces itself (405, extractor rejections) carry plain text; give every
-/// error answer the JSON error body, keeping headers such as `Allow`.
+/// error answer the JSON error body, keeping headers such as `Allow`. Every error answer's log
+/// detail is written here, once (one middleware pass per request serves both).
 async fn json_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    log_error(&response);
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -208,6 +210,7 @@ async fn json_errors(request: Request, next: Next) -> Response {
         text
     };
     let mut answer = error::ApiError::from_status(status, text).into_response();
+    log_error(&answer);
     for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
         if let Some(value) = parts.headers.get(&name) {
             answer.headers_mut().insert(name, value.clone());
