@@ -48,6 +48,8 @@ for crate in kubetrain-gateway kubetrain-gateway-kube kubetrain-local kubetrain-
     exit 1
   fi
 done
+# No import circle between the modules of a crate (each file one concept, layered).
+python3 tests/tools/import_cycles.py "$PWD"
 
 step "build"
 cargo build --workspace --bins --locked

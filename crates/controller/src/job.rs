@@ -265,5 +265,4 @@ fn trainer_env(run: &TrainingRun, settings: &JobSettings) -> Vec<EnvVar> {
 }
 
 #[cfg(test)]
-#[path = "job_tests.rs"]
 mod tests;

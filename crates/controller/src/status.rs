@@ -214,5 +214,4 @@ fn failure_reason(
 }
 
 #[cfg(test)]
-#[path = "status_tests.rs"]
 mod tests;

@@ -242,5 +242,4 @@ fn decode(key: &str, bytes: &[u8]) -> Option<(Table, Fingerprint)> {
 }
 
 #[cfg(test)]
-#[path = "cache_tests.rs"]
 mod tests;

@@ -586,5 +586,4 @@ fn merge_labels(blocks: &[Block], column: String) -> RawLabels {
 }
 
 #[cfg(test)]
-#[path = "data_tests.rs"]
 mod tests;
