@@ -223,21 +223,10 @@ mod tests {
         );
     }
 
-    fn training_run(name: &str, spec_yaml: &str) -> TrainingRun {
-        let mut run = TrainingRun::new(name, spec(spec_yaml));
-        run.metadata.namespace = Some("ml".to_owned());
-        run
-    }
-
     #[test]
     fn env_reports_to_kubernetes_only_when_asked() {
-        let run = training_run(
-            "churn",
-            "algorithm: {logisticRegression: {}}\n\
-             dataset: {uri: s3://d/x.csv}\n\
-             output: {uri: s3://m/}\n\
-             storage: {secretRef: {name: s3}, region: eu-west-1}",
-        );
+        let run = TrainingRun::test("churn")
+            .with_spec("storage: {secretRef: {name: s3}, region: eu-west-1}");
         let defaults = StorageEnv {
             endpoint: Some("http://s3.local:8333".to_owned()),
             region: Some("us-east-1".to_owned()),

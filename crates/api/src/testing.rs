@@ -69,6 +69,30 @@ impl TrainingRun {
         self
     }
 
+    /// Created at `time` (`metadata.creationTimestamp`).
+    pub fn created(mut self, time: Timestamp) -> Self {
+        self.metadata.creation_timestamp = Some(Time(time));
+        self
+    }
+
+    /// With `metadata.generateName` `prefix` and no name: the API server picks one.
+    pub fn generated(mut self, prefix: &str) -> Self {
+        self.metadata.name = None;
+        self.metadata.generate_name = Some(prefix.to_owned());
+        self
+    }
+
+    /// As a client sends it to be created: without the namespace (the request's) and the
+    /// fields the API server sets (uid, generation, resourceVersion, creationTimestamp).
+    pub fn for_create(mut self) -> Self {
+        self.metadata.namespace = None;
+        self.metadata.uid = None;
+        self.metadata.generation = None;
+        self.metadata.resource_version = None;
+        self.metadata.creation_timestamp = None;
+        self
+    }
+
     /// With uid `uid` (a run re-created under the same name has another).
     pub fn with_uid(mut self, uid: &str) -> Self {
         self.metadata.uid = Some(uid.to_owned());
@@ -159,5 +183,20 @@ mod tests {
         assert_eq!(status.phase, Some(Phase::Cancelled));
         assert_eq!(status.completion_time, Some(Time(at("00:00"))));
         assert_eq!(run.metadata.resource_version.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn a_run_for_create_carries_no_server_fields() {
+        let run = TrainingRun::test("churn")
+            .created(at("05:00"))
+            .generated("churn-")
+            .for_create();
+        assert_eq!(run.metadata.name, None);
+        assert_eq!(run.metadata.generate_name.as_deref(), Some("churn-"));
+        assert_eq!(run.metadata.namespace, None);
+        assert_eq!(run.metadata.uid, None);
+        assert_eq!(run.metadata.creation_timestamp, None);
+        let created = TrainingRun::test("churn").created(at("05:00"));
+        assert_eq!(created.metadata.creation_timestamp, Some(Time(at("05:00"))));
     }
 }

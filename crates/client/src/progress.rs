@@ -170,13 +170,7 @@ mod tests {
     use super::*;
 
     fn run(status: serde_json::Value) -> TrainingRun {
-        serde_json::from_value(serde_json::json!({
-            "apiVersion": "kubetrain.dev/v1alpha1", "kind": "TrainingRun",
-            "metadata": {"name": "r"},
-            "spec": {"algorithm": {"logisticRegression": {}}, "dataset": {"uri": "/d.csv"}, "output": {"uri": "/m/"}},
-            "status": status,
-        }))
-        .unwrap()
+        TrainingRun::test("r").with_status(&status.to_string())
     }
 
     #[test]

@@ -245,13 +245,10 @@ mod tests {
     use serde_json::json;
 
     fn run(name: &str, created: &str, status: serde_json::Value) -> TrainingRun {
-        serde_json::from_value(json!({
-            "apiVersion": "kubetrain.dev/v1alpha1", "kind": "TrainingRun",
-            "metadata": {"name": name, "namespace": "default", "creationTimestamp": created},
-            "spec": {"algorithm": {"logisticRegression": {}}, "dataset": {"uri": "/d.csv"}, "output": {"uri": "/m/"}},
-            "status": status,
-        }))
-        .unwrap()
+        TrainingRun::test(name)
+            .in_ns("default")
+            .created(created.parse().unwrap())
+            .with_status(&status.to_string())
     }
 
     fn now() -> Timestamp {

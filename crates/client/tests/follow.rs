@@ -19,13 +19,12 @@ use kubetrain_client::{Client, ListFilter};
 use serde_json::json;
 
 fn run(name: &str, version: u32, phase: &str) -> TrainingRun {
-    serde_json::from_value(json!({
-        "apiVersion": "kubetrain.dev/v1alpha1", "kind": "TrainingRun",
-        "metadata": {"name": name, "namespace": "default", "resourceVersion": version.to_string()},
-        "spec": {"algorithm": {"logisticRegression": {}}, "dataset": {"uri": "/d.csv"}, "output": {"uri": "/m/"}},
-        "status": {"phase": phase, "progress": {"iteration": version * 10, "total": 100, "percent": f64::from(version * 10)}},
-    }))
-    .unwrap()
+    let progress =
+        json!({"iteration": version * 10, "total": 100, "percent": f64::from(version * 10)});
+    TrainingRun::test(name)
+        .in_ns("default")
+        .at_version(&version.to_string())
+        .with_status(&json!({"phase": phase, "progress": progress}).to_string())
 }
 
 fn event(run: &TrainingRun) -> Result<Event, std::convert::Infallible> {

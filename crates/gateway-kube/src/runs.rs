@@ -367,22 +367,11 @@ mod tests {
     use futures::StreamExt;
 
     fn run(name: &str, version: &str, phase: Option<kubetrain_api::Phase>) -> TrainingRun {
-        let mut run: TrainingRun = serde_json::from_value(serde_json::json!({
-            "apiVersion": "kubetrain.dev/v1alpha1",
-            "kind": "TrainingRun",
-            "metadata": {"name": name, "namespace": "ml", "resourceVersion": version},
-            "spec": {
-                "algorithm": {"logisticRegression": {}},
-                "dataset": {"uri": "s3://b/k.csv"},
-                "output": {"uri": "s3://b/m/"},
-            },
-        }))
-        .unwrap();
-        run.status = phase.map(|phase| kubetrain_api::TrainingRunStatus {
-            phase: Some(phase),
-            ..Default::default()
-        });
-        run
+        let run = TrainingRun::test(name).at_version(version);
+        match phase {
+            Some(phase) => run.in_phase(phase),
+            None => run,
+        }
     }
 
     /// Shared state over a store the test writes itself, and a client that reaches nothing

@@ -375,24 +375,13 @@ mod tests {
     }
 
     fn run(namespace: &str, name: &str, phase: Option<Phase>, app: &str) -> TrainingRun {
-        let mut run: TrainingRun = serde_json::from_value(serde_json::json!({
-            "apiVersion": "kubetrain.dev/v1alpha1",
-            "kind": "TrainingRun",
-            "metadata": {"name": name, "namespace": namespace, "labels": {"app": app}},
-            "spec": {
-                "algorithm": {"logisticRegression": {}},
-                "dataset": {"uri": "s3://b/k.csv"},
-                "output": {"uri": "s3://b/m/"},
-            },
-        }))
-        .unwrap();
-        if let Some(phase) = phase {
-            run.status = Some(kubetrain_api::TrainingRunStatus {
-                phase: Some(phase),
-                ..Default::default()
-            });
+        let run = TrainingRun::test(name)
+            .in_ns(namespace)
+            .labelled("app", app);
+        match phase {
+            Some(phase) => run.in_phase(phase),
+            None => run,
         }
-        run
     }
 
     fn names(list: &RunList) -> Vec<String> {

@@ -102,17 +102,7 @@ mod tests {
     use super::*;
 
     fn run(version: &str) -> TrainingRun {
-        let mut run = TrainingRun::new(
-            "churn",
-            serde_json::from_value(serde_json::json!({
-                "algorithm": {"logisticRegression": {}},
-                "dataset": {"uri": "/d.csv"},
-                "output": {"uri": "/m/"},
-            }))
-            .unwrap(),
-        );
-        run.metadata.resource_version = Some(version.to_owned());
-        run
+        TrainingRun::test("churn").at_version(version)
     }
 
     /// Feed items: `Some(version)` a change of the followed run, `None` its deletion.

@@ -186,13 +186,7 @@ mod tests {
     use super::*;
 
     fn run(name: &str) -> TrainingRun {
-        let spec = serde_yaml::from_str(
-            "algorithm: {logisticRegression: {}}\ndataset: {uri: /d.csv}\noutput: {uri: /m/}",
-        )
-        .unwrap();
-        let mut run = TrainingRun::new(name, spec);
-        run.metadata.namespace = Some("default".to_owned());
-        run
+        TrainingRun::test(name).for_create().in_ns("default")
     }
 
     #[test]

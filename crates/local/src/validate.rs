@@ -304,10 +304,12 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    /// A run as a client submits it, with the spec fields of `spec` (YAML).
     fn run(name: &str, spec: &str) -> TrainingRun {
-        let mut run = TrainingRun::new(name, serde_yaml::from_str(spec).unwrap());
-        run.metadata.namespace = Some("default".to_owned());
-        run
+        TrainingRun::test(name)
+            .for_create()
+            .in_ns("default")
+            .with_spec(spec)
     }
 
     const GOOD: &str = "algorithm: {logisticRegression: {}}\ndataset: {uri: s3://data/x.csv}\noutput: {uri: s3://models/x/}";
@@ -438,20 +440,13 @@ mod tests {
         let errors = v.validate(&run("Bad_Name", GOOD));
         assert_eq!(fields(&errors), ["metadata.name"]);
         assert!(errors[0].message.contains("RFC 1123 subdomain"));
-        let mut generated = run("x", GOOD);
-        generated.metadata.name = None;
-        generated.metadata.generate_name = Some("churn-".to_owned());
+        let mut generated = run("x", GOOD).generated("churn-");
         assert_eq!(v.validate(&generated), []);
         generated.metadata.generate_name = Some("Churn-".to_owned());
         assert_eq!(fields(&v.validate(&generated)), ["metadata.generateName"]);
-        let mut labelled = run("x", GOOD);
-        labelled.metadata.labels = Some(
-            [
-                ("app".to_owned(), "churn".to_owned()),
-                ("bad key!".to_owned(), "x".to_owned()),
-            ]
-            .into(),
-        );
+        let labelled = run("x", GOOD)
+            .labelled("app", "churn")
+            .labelled("bad key!", "x");
         assert_eq!(fields(&v.validate(&labelled)), ["metadata.labels"]);
         assert!(subdomain_problem("a.b-c.d").is_none());
         assert!(subdomain_problem("-a").is_some());

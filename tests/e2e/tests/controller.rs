@@ -75,23 +75,18 @@ fn data(name: &str) -> Vec<u8> {
 }
 
 fn run_manifest(name: &str, bucket: &str, prefix: &str, extra: serde_json::Value) -> TrainingRun {
-    let mut spec = json!({
+    let spec = json!({
         "algorithm": {"logisticRegression": {"maxIterations": 200, "l2Penalty": 1.0}},
         "dataset": {"uri": format!("s3://{bucket}/{prefix}/train.csv"), "labelColumn": "label", "validationFraction": 0.2, "seed": 7},
         "output": {"uri": format!("s3://{bucket}/{prefix}/model/")},
         "storage": {"secretRef": {"name": "s3"}},
         "backoffLimit": 2,
     });
-    if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-        spec.extend(extra.clone());
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "kubetrain.dev/v1alpha1",
-        "kind": "TrainingRun",
-        "metadata": {"name": name},
-        "spec": spec,
-    }))
-    .unwrap()
+    // JSON is YAML: the fixture merges both mappings key by key.
+    TrainingRun::test(name)
+        .for_create()
+        .with_spec(&spec.to_string())
+        .with_spec(&extra.to_string())
 }
 
 async fn wait_phase(runs: &Api<TrainingRun>, name: &str, phase: Phase) -> Result<TrainingRun> {

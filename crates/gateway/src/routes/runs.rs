@@ -269,28 +269,20 @@ pub(crate) async fn cancel(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
     use super::*;
 
-    fn run(json: serde_json::Value) -> TrainingRun {
-        serde_json::from_value(json).unwrap()
-    }
-
-    fn sample() -> serde_json::Value {
-        serde_json::json!({
-            "metadata": {"generateName": "churn-"},
-            "spec": {
-                "algorithm": {"logisticRegression": {}},
-                "dataset": {"uri": "s3://b/d.csv"},
-                "output": {"uri": "s3://b/m/"}
-            }
-        })
+    /// A create request's body: `generateName: churn-`, no namespace.
+    fn sample() -> TrainingRun {
+        TrainingRun::test("churn").generated("churn-").for_create()
     }
 
     #[test]
     fn idempotency_key_gives_a_deterministic_name_and_annotations() {
-        let a = prepare_create("ml", run(sample()), Some("k1")).unwrap();
-        let b = prepare_create("ml", run(sample()), Some("k1")).unwrap();
-        let c = prepare_create("other", run(sample()), Some("k1")).unwrap();
+        let a = prepare_create("ml", sample(), Some("k1")).unwrap();
+        let b = prepare_create("ml", sample(), Some("k1")).unwrap();
+        let c = prepare_create("other", sample(), Some("k1")).unwrap();
         let name = a.metadata.name.clone().unwrap();
         assert!(
             name.starts_with("churn-") && name.len() == "churn-".len() + 10,
@@ -304,9 +296,8 @@ mod tests {
             annotations[IDEMPOTENCY_KEY_ANNOTATION],
             hex::encode(Sha256::digest(b"k1"))
         );
-        let mut other = sample();
-        other["spec"]["backoffLimit"] = 5.into();
-        let d = prepare_create("ml", run(other), Some("k1")).unwrap();
+        let other = sample().with_spec("backoffLimit: 5");
+        let d = prepare_create("ml", other, Some("k1")).unwrap();
         assert_ne!(
             d.metadata.annotations.unwrap()[REQUEST_HASH_ANNOTATION],
             annotations[REQUEST_HASH_ANNOTATION]
@@ -316,13 +307,12 @@ mod tests {
     #[test]
     fn a_name_is_required_and_the_namespace_must_match() {
         let mut body = sample();
-        body["metadata"] = serde_json::json!({});
-        let error = prepare_create("ml", run(body), None).unwrap_err();
+        body.metadata = ObjectMeta::default();
+        let error = prepare_create("ml", body, None).unwrap_err();
         assert_eq!(error.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(error.body().field.as_deref(), Some("metadata.name"));
-        let mut body = sample();
-        body["metadata"]["namespace"] = "x".into();
-        let error = prepare_create("ml", run(body), None).unwrap_err();
+        let body = sample().in_ns("x");
+        let error = prepare_create("ml", body, None).unwrap_err();
         assert_eq!(error.status(), StatusCode::BAD_REQUEST);
     }
 }
