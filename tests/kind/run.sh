@@ -7,8 +7,8 @@
 #
 # NOT RUN in this repository's CI: its machines have no Docker engine and can pull no images.
 # It is kept correct by construction: shellcheck-clean, every manifest it applies is checked by
-# tests/e2e/tests/chart.rs against a real API server, and the same chart and samples are
-# installed and trained for real there (with the process node standing in for kubelet).
+# tests/e2e/tests/chart_render.rs against a real API server, and the same chart and samples are
+# installed and trained for real in chart_install.rs (with the process node standing in for kubelet).
 #
 # Needs: docker, kind (>= 0.27), kubectl, helm (>= 3.8). Usage:
 #   tests/kind/run.sh            # create (or reuse) the cluster `kubetrain` and run through

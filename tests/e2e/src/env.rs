@@ -186,12 +186,7 @@ impl TestEnv {
 
     /// Runs the environment's `kubectl` (first on PATH) with the admin kubeconfig.
     pub fn kubectl(&self, args: &[&str]) -> Result<Output> {
-        let output = std::process::Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .context("running kubectl (is the env file's PATH set?)")?;
-        Ok(output)
+        crate::cli::run(self, "kubectl", args, None)
     }
 }
 

@@ -18,7 +18,9 @@
 //! must be applied idempotently.
 
 pub mod bench;
+pub mod cli;
 pub mod env;
+pub mod repo;
 pub mod wait;
 
 pub use bench::{api_requests, cpu_seconds, print_api_requests, print_cpu};

@@ -6,7 +6,7 @@
 //! test, then schemathesis fuzzes the API from its OpenAPI document.
 //!
 //! # Caveats
-//! The controller is cluster-wide like the ones `controller.rs` and `chart.rs` run; `cargo
+//! The controller is cluster-wide like the ones `controller.rs` and `chart_install.rs` run; `cargo
 //! test` runs test binaries one at a time, so they never overlap (see tests/README.md).
 //! Every run here reads and writes the real S3; the seed route's runs name the team's
 //! storage Secret (`kubetrain gateway --storage-secret`).
