@@ -150,11 +150,12 @@ impl std::fmt::Debug for ModelCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    fn model() -> Model {
+    /// A binary model over features `a`, `b` with classes `no`, `yes`: the tests' one model.
+    pub(crate) fn model() -> Model {
         serde_json::from_value(serde_json::json!({
             "format": "kubetrain.dev/logistic-regression",
             "formatVersion": 1,

@@ -126,21 +126,7 @@ fn feature_list(names: &[String]) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-
-    fn model() -> Model {
-        serde_json::from_value(serde_json::json!({
-            "format": "kubetrain.dev/logistic-regression",
-            "formatVersion": 1,
-            "labelColumn": "label",
-            "featureNames": ["a", "b"],
-            "classes": ["no", "yes"],
-            "labelKind": "string",
-            "scaler": {"mean": [1.0, 0.0], "scale": [2.0, 1.0]},
-            "coefficients": [[2.0, -1.0]],
-            "intercepts": [0.5]
-        }))
-        .unwrap()
-    }
+    use crate::models::tests::model;
 
     #[test]
     fn rows_are_checked_and_classified() {
