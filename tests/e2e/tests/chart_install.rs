@@ -67,10 +67,10 @@ async fn helm_install_trains_the_samples_and_uninstall_removes_the_release() -> 
     let trained = samples_train(&env, &team, &pods.controller).await?;
     gateway_reads_the_run(&env, &team, &ns.name, ports.gateway, &trained)
         .await
-        .with_context(|| pods.gateway_log(&env))?;
+        .with_context(|| log_hint(&env, &pods.gateway, "gateway"))?;
     helm_test_submits_through_the_gateway(&env, &ns, &team, &helm_test_out)
         .await
-        .with_context(|| pods.gateway_log(&env))?;
+        .with_context(|| log_hint(&env, &pods.gateway, "gateway"))?;
     privileges_are_least(&env, &ns, &team).await?;
     uninstall_removes_the_release(&env, &mut release, &ns).await?;
     drop(release);
@@ -90,13 +90,12 @@ struct ReleasePods {
     gateway: Pod,
 }
 
-impl ReleasePods {
-    fn gateway_log(&self, env: &TestEnv) -> String {
-        format!(
-            "gateway log: {}",
-            env.container_log(&self.gateway, "gateway").display()
-        )
-    }
+/// "`container` log: path", for an error's context: where to look when a step fails.
+fn log_hint(env: &TestEnv, pod: &Pod, container: &str) -> String {
+    format!(
+        "{container} log: {}",
+        env.container_log(pod, container).display()
+    )
 }
 
 /// `helm install --wait` with one replica of each component on `ports`, `helm test` set to
@@ -185,12 +184,7 @@ async fn release_serves(env: &TestEnv, ns: &TestNamespace, ports: Ports) -> Resu
             || async { Ok((http_status(ports.controller, path)? == 200).then_some(())) },
         )
         .await
-        .with_context(|| {
-            format!(
-                "controller log: {}",
-                env.container_log(&pod, "controller").display()
-            )
-        })?;
+        .with_context(|| log_hint(env, &pod, "controller"))?;
     }
     // Leader election in the release namespace, under the pod's own name.
     let leases = ns.api::<Lease>();
@@ -207,12 +201,6 @@ async fn release_serves(env: &TestEnv, ns: &TestNamespace, ports: Ports) -> Resu
 
     // The gateway's pod runs our binary as `kubetrain gateway` and answers what its probes ask.
     let gateway_pod = running_pod(ns, GATEWAY_SELECTOR).await?;
-    let gateway_log = || {
-        format!(
-            "gateway log: {}",
-            env.container_log(&gateway_pod, "gateway").display()
-        )
-    };
     for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
         wait_for(
             &format!(
@@ -223,7 +211,7 @@ async fn release_serves(env: &TestEnv, ns: &TestNamespace, ports: Ports) -> Resu
             || async { Ok((http_status(ports.gateway, path)? == 200).then_some(())) },
         )
         .await
-        .with_context(gateway_log)?;
+        .with_context(|| log_hint(env, &gateway_pod, "gateway"))?;
     }
     let log = env.container_log_text(&gateway_pod, "gateway");
     ensure!(
@@ -261,16 +249,13 @@ async fn samples_train(env: &TestEnv, team: &TestNamespace, pod: &Pod) -> Result
     let multiclass = sample("logistic-regression-multiclass.yaml", &env.bucket, &prefix)?;
     apply(env, &team.name, &multiclass)?;
     let runs = team.api::<TrainingRun>();
-    let log_hint = || {
-        format!(
-            "controller log: {}",
-            env.container_log(pod, "controller").display()
-        )
-    };
+    let controller_log = || log_hint(env, pod, "controller");
     let done = succeeded(&runs, "breast-cancer")
         .await
-        .with_context(log_hint)?;
-    let digits = succeeded(&runs, "digits").await.with_context(log_hint)?;
+        .with_context(controller_log)?;
+    let digits = succeeded(&runs, "digits")
+        .await
+        .with_context(controller_log)?;
     let digits = digits.status.context("digits status")?;
     ensure!(
         digits.dataset.as_ref().map(|d| d.classes) == Some(10),
