@@ -2,7 +2,7 @@
 # The kind walk-through, end to end, on a machine with Docker (README "Try it on kind"):
 # create a kind cluster (deploy/kind/cluster.yaml), build the image (deploy/Dockerfile) and load
 # it into the nodes, start an in-cluster S3 (deploy/kind/seaweedfs.yaml) with the sample data,
-# `helm install` charts/kubetrain, apply the binary and multiclass samples (deploy/samples/),
+# `helm install` charts/kubetrain, apply the binary and multiclass samples (deploy/examples/),
 # wait for both to succeed and print where their models went.
 #
 # NOT RUN in this repository's CI: its machines have no Docker engine and can pull no images.
@@ -92,7 +92,7 @@ helm upgrade --install kubetrain charts/kubetrain \
   --wait --timeout "$TIMEOUT"
 kubectl -n kubetrain-system get deployments,pods
 
-step "runs in namespace $NAMESPACE: deploy/samples/logistic-regression-{binary,multiclass}.yaml"
+step "runs in namespace $NAMESPACE: deploy/examples/logistic-regression-{binary,multiclass}.yaml"
 restricted_namespace "$NAMESPACE"
 kubectl -n "$NAMESPACE" create secret generic kubetrain-s3 \
   --from-literal=AWS_ACCESS_KEY_ID="$access_key" \
@@ -101,8 +101,8 @@ kubectl -n "$NAMESPACE" create secret generic kubetrain-s3 \
 # The spec of a run is immutable: start from fresh runs on a re-run.
 kubectl -n "$NAMESPACE" delete trainingruns breast-cancer digits --ignore-not-found --wait
 kubectl -n "$NAMESPACE" apply \
-  -f deploy/samples/logistic-regression-binary.yaml \
-  -f deploy/samples/logistic-regression-multiclass.yaml
+  -f deploy/examples/logistic-regression-binary.yaml \
+  -f deploy/examples/logistic-regression-multiclass.yaml
 
 step "waiting for Succeeded"
 for run in breast-cancer digits; do

@@ -165,6 +165,22 @@ pub fn trainer_args(spec: &TrainingRunSpec, threads: Option<u32>) -> Vec<String>
             "--tolerance".to_owned(),
             lr.tolerance.to_string(),
         ]),
+        Some(AlgorithmRef::LinearRegression(lr)) => args.extend([
+            "--algorithm".to_owned(),
+            "linear-regression".to_owned(),
+            "--task".to_owned(),
+            spec.task.as_str().to_owned(),
+            "--l2-penalty".to_owned(),
+            lr.l2_penalty.to_string(),
+            "--l1-ratio".to_owned(),
+            lr.l1_ratio.to_string(),
+            "--fit-intercept".to_owned(),
+            lr.fit_intercept.to_string(),
+            "--max-iterations".to_owned(),
+            lr.max_iterations.to_string(),
+            "--tolerance".to_owned(),
+            lr.tolerance.to_string(),
+        ]),
         None => {}
     }
     if let Some(threads) = threads {
@@ -254,6 +270,27 @@ mod tests {
             "{local:?}"
         );
         assert_eq!(local.len(), kube.len() - 2);
+    }
+
+    #[test]
+    fn linear_regression_names_its_algorithm_and_task() {
+        let args = trainer_args(
+            &spec(
+                "algorithm: {linearRegression: {l2Penalty: 0.5, l1Ratio: 1, fitIntercept: false}}\n\
+                 task: regression\n\
+                 dataset: {uri: /d/train.csv, labelColumn: target}\n\
+                 output: {uri: /m/}",
+            ),
+            None,
+        );
+        let line = args.join(" ");
+        assert!(
+            line.contains(
+                "--algorithm linear-regression --task regression --l2-penalty 0.5 --l1-ratio 1 \
+                 --fit-intercept false --max-iterations 1000 --tolerance 0.0001"
+            ),
+            "{line}"
+        );
     }
 
     #[test]

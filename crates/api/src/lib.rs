@@ -27,12 +27,12 @@ pub use crd::{crd, crd_yaml};
 pub use exit_code::ErrorClass;
 pub use report::{Iteration, TrainerEvent, TrainerResults};
 pub use spec::{
-    Algorithm, AlgorithmRef, DataFormat, DatasetSpec, LogisticRegression, OutputSpec,
-    SecretReference, StorageSpec, TrainingRun, TrainingRunSpec,
+    Algorithm, AlgorithmRef, DataFormat, DatasetSpec, LinearRegression, LogisticRegression,
+    OutputSpec, SecretReference, StorageSpec, Task, TrainingRun, TrainingRunSpec,
 };
 pub use status::{
-    DatasetSummary, Metrics, ModelRef, Phase, Progress, TrainerError, TrainingRunStatus,
-    UnknownPhase, condition,
+    DatasetSummary, FeatureWeight, Metrics, ModelRef, Phase, Progress, TrainerError,
+    TrainingRunStatus, UnknownPhase, condition,
 };
 pub use validate::{FieldError, validate_spec};
 

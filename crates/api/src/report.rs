@@ -20,7 +20,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::exit_code::{self, ErrorClass};
-use crate::{DatasetSummary, Metrics, ModelRef, Progress, TrainerError};
+use crate::{DatasetSummary, FeatureWeight, Metrics, ModelRef, Progress, TrainerError};
 
 /// One solver iteration, reported as it ends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,9 +28,11 @@ use crate::{DatasetSummary, Metrics, ModelRef, Progress, TrainerError};
 pub struct Iteration {
     /// Iterations done so far (1-based).
     pub iteration: u64,
-    /// The iteration budget (`maxIterations`); the run may converge earlier.
+    /// The iteration budget (`maxIterations`; 1 for an exact solve); the run may converge
+    /// earlier.
     pub total: u64,
-    /// The objective divided by the number of training rows: mean log loss plus the L2 term.
+    /// The objective divided by the number of training rows: the mean loss (log loss, or half
+    /// the squared error for regression) plus the penalty term.
     pub loss: f64,
     /// Time since fitting started.
     #[serde(rename = "elapsedSeconds", with = "seconds")]
@@ -82,6 +84,9 @@ pub struct TrainerResults {
     pub model: ModelRef,
     /// What was read.
     pub dataset: DatasetSummary,
+    /// The features the model leans on most (see `TrainingRunStatus::top_features`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_features: Vec<FeatureWeight>,
 }
 
 /// One line of `kubetrain train --progress json`.
@@ -207,6 +212,7 @@ mod tests {
                 bytes: 2,
             },
             dataset: DatasetSummary::default(),
+            top_features: Vec::new(),
         };
         let event = TrainerEvent::Completed {
             results: Box::new(results.clone()),

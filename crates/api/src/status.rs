@@ -78,6 +78,12 @@ pub struct TrainingRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<DatasetSummary>,
 
+    /// The features the model leans on most, largest first (at most five; `summary.json` has
+    /// them all): coefficients of the standardized features for linear models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub top_features: Vec<FeatureWeight>,
+
     /// A human-readable explanation of the phase: why the run is waiting or why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -162,11 +168,13 @@ impl Phase {
 pub struct Progress {
     /// Solver iterations done.
     pub iteration: u64,
-    /// Upper bound on iterations (`maxIterations`); the solver may converge earlier.
+    /// Upper bound on iterations (`maxIterations`; 1 for an exact solve); the solver may
+    /// converge earlier.
     pub total: u64,
     /// `iteration / total` in percent; 100 once training finished.
     pub percent: f64,
-    /// Training loss (mean log loss plus penalty) at the last iteration.
+    /// Training loss at the last iteration: the mean loss (log loss, or half the squared
+    /// error for regression) plus the penalty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
     /// Estimate of the seconds left at the current speed, assuming all iterations run.
@@ -185,6 +193,13 @@ pub struct Metrics {
     /// `validationFraction` is 0 and every row was trained on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluated_on: Option<String>,
+    /// The primary score of the task: `accuracy` for classification, `r2` for regression
+    /// (named by `scoreName`); higher is better.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Which metric `score` is: `accuracy` or `r2`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score_name: Option<String>,
     /// Fraction of validation rows classified correctly, in [0, 1].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<f64>,
@@ -194,6 +209,16 @@ pub struct Metrics {
     /// Unweighted mean of the per-class F1 scores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub macro_f1: Option<f64>,
+    /// Regression: root mean squared error, in the target's units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rmse: Option<f64>,
+    /// Regression: mean absolute error, in the target's units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mae: Option<f64>,
+    /// Regression: coefficient of determination, `1 − Σ(y − ŷ)² / Σ(y − ȳ)²` (scikit-learn's
+    /// `r2_score`); 1 is perfect, 0 is no better than predicting the mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2: Option<f64>,
     /// Rows the metrics were computed on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_rows: Option<u64>,
@@ -220,6 +245,18 @@ pub struct ModelRef {
     pub bytes: u64,
 }
 
+/// How much a model leans on one feature.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureWeight {
+    /// The feature column.
+    pub name: String,
+    /// Its weight: for linear models the coefficient of the standardized feature (the change
+    /// of the prediction, or of the log-odds, per standard deviation; for a multinomial model
+    /// the norm of its coefficients over the classes). Features are ranked by its magnitude.
+    pub weight: f64,
+}
+
 /// What the trainer read.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -228,7 +265,7 @@ pub struct DatasetSummary {
     pub rows: u64,
     /// Feature columns used.
     pub features: u64,
-    /// Distinct class labels.
+    /// Distinct class labels (0 for regression).
     pub classes: u64,
     /// SHA-256 of the bytes read, lowercase hex: the data's fingerprint.
     pub sha256: String,

@@ -36,7 +36,7 @@ pub fn validate_spec(spec: &TrainingRunSpec) -> Result<(), FieldError> {
     if spec.algorithm.selected().is_none() {
         return Err(FieldError::new(
             "spec.algorithm",
-            "exactly one algorithm must be set; supported: logisticRegression",
+            crate::spec::ALGORITHM_RULE,
         ));
     }
     if spec.dataset.format == DataFormat::Parquet {

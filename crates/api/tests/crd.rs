@@ -36,7 +36,7 @@ fn names_scope_and_subresources() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    for wanted in ["Phase", "Algorithm", "Accuracy", "Age"] {
+    for wanted in ["Phase", "Algorithm", "Metric", "Score", "Age"] {
         assert!(
             columns.contains(&wanted),
             "missing printer column {wanted}: {columns:?}"

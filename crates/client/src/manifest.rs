@@ -108,12 +108,21 @@ pub struct RunFlags {
     pub validation_data: Option<String>,
     /// `spec.dataset.seed`.
     pub seed: Option<i64>,
-    /// `spec.algorithm.logisticRegression.maxIterations`.
+    /// The member of `spec.algorithm`: `logistic-regression` (the default) or
+    /// `linear-regression`.
+    pub algorithm: Option<String>,
+    /// `spec.task`: `classification` or `regression`; defaults to the algorithm's task.
+    pub task: Option<String>,
+    /// `spec.algorithm.<member>.maxIterations`.
     pub max_iterations: Option<u32>,
-    /// `spec.algorithm.logisticRegression.l2Penalty`.
+    /// `spec.algorithm.<member>.l2Penalty`.
     pub l2_penalty: Option<f64>,
-    /// `spec.algorithm.logisticRegression.tolerance`.
+    /// `spec.algorithm.<member>.tolerance`.
     pub tolerance: Option<f64>,
+    /// `spec.algorithm.linearRegression.l1Ratio`.
+    pub l1_ratio: Option<f64>,
+    /// `spec.algorithm.linearRegression.fitIntercept`.
+    pub fit_intercept: Option<bool>,
     /// `spec.backoffLimit`.
     pub backoff_limit: Option<i32>,
     /// `spec.activeDeadlineSeconds`.
@@ -134,15 +143,36 @@ pub struct RunFlags {
 /// this machine (`kubetrain local`) finds the same files. The name is left to
 /// [`set_name`].
 pub fn run_from_flags(flags: &RunFlags, cwd: &Path) -> Result<TrainingRun, ClientError> {
-    let mut logistic = Map::new();
+    let (member, default_task) = match flags.algorithm.as_deref() {
+        None | Some("logistic-regression") => ("logisticRegression", "classification"),
+        Some("linear-regression") => ("linearRegression", "regression"),
+        Some(other) => {
+            return Err(ClientError::Manifest(format!(
+                "--algorithm {other} is not known; valid: logistic-regression, linear-regression"
+            )));
+        }
+    };
+    if member == "logisticRegression" && (flags.l1_ratio.is_some() || flags.fit_intercept.is_some())
+    {
+        return Err(ClientError::Manifest(
+            "--l1-ratio and --fit-intercept are parameters of --algorithm linear-regression".into(),
+        ));
+    }
+    let mut params = Map::new();
     if let Some(n) = flags.max_iterations {
-        logistic.insert("maxIterations".into(), json!(n));
+        params.insert("maxIterations".into(), json!(n));
     }
     if let Some(x) = flags.l2_penalty {
-        logistic.insert("l2Penalty".into(), json!(x));
+        params.insert("l2Penalty".into(), json!(x));
     }
     if let Some(x) = flags.tolerance {
-        logistic.insert("tolerance".into(), json!(x));
+        params.insert("tolerance".into(), json!(x));
+    }
+    if let Some(x) = flags.l1_ratio {
+        params.insert("l1Ratio".into(), json!(x));
+    }
+    if let Some(x) = flags.fit_intercept {
+        params.insert("fitIntercept".into(), json!(x));
     }
     let mut dataset = Map::new();
     dataset.insert("uri".into(), json!(absolute_uri(&flags.data, cwd)));
@@ -163,9 +193,10 @@ pub fn run_from_flags(flags: &RunFlags, cwd: &Path) -> Result<TrainingRun, Clien
         dataset.insert("seed".into(), json!(seed));
     }
     let mut spec = Map::new();
+    spec.insert("algorithm".into(), json!({ member: Value::Object(params) }));
     spec.insert(
-        "algorithm".into(),
-        json!({ "logisticRegression": Value::Object(logistic) }),
+        "task".into(),
+        json!(flags.task.as_deref().unwrap_or(default_task)),
     );
     spec.insert("dataset".into(), Value::Object(dataset));
     spec.insert(
@@ -308,7 +339,7 @@ mod tests {
 
     fn sample(name: &str) -> String {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../deploy/samples")
+            .join("../../deploy/examples")
             .join(name);
         std::fs::read_to_string(path).unwrap()
     }
@@ -417,6 +448,39 @@ mod tests {
             run.metadata.generate_name.as_deref(),
             Some("breast-cancer-train-")
         );
+    }
+
+    #[test]
+    fn algorithm_flags_pick_the_member_and_its_task() {
+        let flags = RunFlags {
+            data: "/d/diabetes.csv".into(),
+            out: "/m/".into(),
+            algorithm: Some("linear-regression".into()),
+            l1_ratio: Some(0.5),
+            fit_intercept: Some(false),
+            ..RunFlags::default()
+        };
+        let run = run_from_flags(&flags, Path::new("/")).unwrap();
+        assert_eq!(run.spec.task, kubetrain_api::Task::Regression);
+        let linear = run.spec.algorithm.linear_regression.unwrap();
+        assert_eq!((linear.l1_ratio, linear.fit_intercept), (0.5, false));
+        assert!(run.spec.algorithm.logistic_regression.is_none());
+        let unknown = RunFlags {
+            algorithm: Some("svm".into()),
+            ..flags.clone()
+        };
+        let error = run_from_flags(&unknown, Path::new("/")).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("logistic-regression, linear-regression")
+        );
+        let misplaced = RunFlags {
+            algorithm: None,
+            ..flags
+        };
+        let error = run_from_flags(&misplaced, Path::new("/")).unwrap_err();
+        assert!(error.to_string().contains("--l1-ratio"), "{error}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ pub use k8s_openapi::jiff::Timestamp;
 use kubetrain_api::{Phase, TrainingRun, condition};
 
 /// The table's columns, as kubectl would title them.
-pub const COLUMNS: [&str; 6] = ["NAME", "PHASE", "PROGRESS", "ACCURACY", "AGE", "MESSAGE"];
+pub const COLUMNS: [&str; 6] = ["NAME", "PHASE", "PROGRESS", "SCORE", "AGE", "MESSAGE"];
 
 /// One table row of a run, at time `now`.
 pub fn row(run: &TrainingRun, now: Timestamp) -> [String; 6] {
@@ -23,10 +23,14 @@ pub fn row(run: &TrainingRun, now: Timestamp) -> [String; 6] {
             }
         })
         .unwrap_or_default();
-    let accuracy = status
+    // The task's primary score and its name; runs trained before scores had names show
+    // their accuracy.
+    let score = status
         .and_then(|status| status.metrics.as_ref())
-        .and_then(|metrics| metrics.accuracy)
-        .map(|accuracy| format!("{accuracy:.4}"))
+        .and_then(|metrics| match (metrics.score, &metrics.score_name) {
+            (Some(score), Some(name)) => Some(format!("{score:.4} ({name})")),
+            _ => metrics.accuracy.map(|a| format!("{a:.4} (accuracy)")),
+        })
         .unwrap_or_default();
     let age = run
         .metadata
@@ -42,7 +46,7 @@ pub fn row(run: &TrainingRun, now: Timestamp) -> [String; 6] {
         run.metadata.name.clone().unwrap_or_default(),
         phase.to_owned(),
         progress,
-        accuracy,
+        score,
         age,
         message,
     ]
@@ -186,6 +190,9 @@ pub fn summary(run: &TrainingRun) -> String {
         push("accuracy", metrics.accuracy);
         push("log loss", metrics.log_loss);
         push("macro F1", metrics.macro_f1);
+        push("r2", metrics.r2);
+        push("rmse", metrics.rmse);
+        push("mae", metrics.mae);
         push("training loss", metrics.training_loss);
         if let Some(on) = &metrics.evaluated_on {
             let rows = metrics
@@ -272,10 +279,10 @@ mod tests {
             run("new", "2026-11-25T16:00:00Z", json!({})),
         ];
         let expected = "\
-NAME            PHASE       PROGRESS        ACCURACY   AGE   MESSAGE
-breast-cancer   Succeeded   23/200 (100%)   0.9670     45s
-bad             Failed                                 3h    BadInput: row 2 (line 3), column 'f1': 'abc' is not a number
-new             Pending                                0s
+NAME            PHASE       PROGRESS        SCORE               AGE   MESSAGE
+breast-cancer   Succeeded   23/200 (100%)   0.9670 (accuracy)   45s
+bad             Failed                                          3h    BadInput: row 2 (line 3), column 'f1': 'abc' is not a number
+new             Pending                                         0s
 ";
         assert_eq!(table(&runs, "default", now()), expected);
     }

@@ -20,7 +20,8 @@
 //! - `GET .../{name}/model`: the model file, streamed; `ETag: "sha256:<hex>"`,
 //!   `X-Model-Sha256: <hex>`; 409 while there is no model.
 //! - `POST .../{name}/predict`: [`PredictRequest`] `{"rows": [[f64...]...]}` (the model's
-//!   `featureNames` order) → [`PredictResponse`] `{"classes", "probabilities", "classLabels"}`.
+//!   `featureNames` order) → [`PredictResponse`]: `{"classes", "probabilities", "classLabels"}`
+//!   from a classifier, `{"values"}` from a regressor.
 //! - `POST /v1/namespaces/{ns}/datasets`: the body (CSV) is stored at
 //!   `<staging>/datasets/<uuid>.csv` → 201 [`DatasetUploaded`] `{"uri", "bytes"}`.
 //! - `POST /train/`, `POST /train`, `GET /status/{task_id}`: the seed API ([`SeedTrainRequest`],

@@ -146,11 +146,14 @@ fn train_three_classes() -> Trained {
             seed: 1,
         },
         output: format!("file://{}/out/", dir.path().display()),
-        solver: Default::default(),
-        params: kubetrain_trainer::FitParams {
-            max_iterations: 100,
-            l2_penalty: 1.0,
-            tolerance: 1e-4,
+        task: kubetrain_api::Task::Classification,
+        algorithm: kubetrain_trainer::AlgorithmConfig::LogisticRegression {
+            solver: Default::default(),
+            params: kubetrain_trainer::FitParams {
+                max_iterations: 100,
+                l2_penalty: 1.0,
+                tolerance: 1e-4,
+            },
         },
         threads: Some(1),
         dataset_cache: None,
@@ -255,14 +258,16 @@ async fn predict_matches_the_trainer() {
     })
     .unwrap();
     assert_eq!(answer["classLabels"], json!(expected.classes));
-    let classes: Vec<String> = expected
-        .predicted
+    let kubetrain_model::Prediction::Probabilities(expected_probabilities) = &expected.prediction
+    else {
+        panic!("a classifier predicts probabilities")
+    };
+    let classes: Vec<String> = kubetrain_model::argmax_rows(expected_probabilities)
         .iter()
         .map(|&k| expected.classes[k].clone())
         .collect();
     assert_eq!(answer["classes"], json!(classes));
-    let probabilities: Vec<Vec<f64>> = expected
-        .probabilities
+    let probabilities: Vec<Vec<f64>> = expected_probabilities
         .rows()
         .into_iter()
         .map(|r| r.to_vec())

@@ -11,25 +11,29 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use kubetrain_api::exit_code;
+use kubetrain_model::Prediction;
+use kubetrain_trainer::metrics::Evaluation;
 use kubetrain_trainer::progress::{JsonLines, NoProgress, Text};
 use kubetrain_trainer::{
-    FitParams, PredictConfig, ProgressSink, SolverKind, TrainConfig, TrainError, TrainSummary,
-    Validation,
+    AlgorithmConfig, FitParams, LinearParams, PredictConfig, ProgressSink, SolverKind, TrainConfig,
+    TrainError, TrainSummary, Validation,
 };
 
+use kubetrain_api::Task;
 use kubetrain_api::spec::{
-    DEFAULT_L2_PENALTY, DEFAULT_LABEL_COLUMN, DEFAULT_MAX_ITERATIONS, DEFAULT_TOLERANCE,
-    DEFAULT_VALIDATION_FRACTION,
+    DEFAULT_L2_PENALTY, DEFAULT_LABEL_COLUMN, DEFAULT_LINEAR_MAX_ITERATIONS,
+    DEFAULT_MAX_ITERATIONS, DEFAULT_TOLERANCE, DEFAULT_VALIDATION_FRACTION,
 };
 
-/// Train a logistic-regression model on a CSV file and write `model.json` and
-/// `summary.json` under `--out`.
+/// Train a model on a CSV file (logistic regression for classes, linear regression for
+/// numbers) and write `model.json` and `summary.json` under `--out`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Training data: CSV with a header row, as a path, file:///path or s3://bucket/key.
     #[arg(long, env = "KUBETRAIN_DATA", value_name = "URI")]
     data: String,
-    /// Column holding the class labels (integers or strings).
+    /// Column to predict: class labels (integers or strings), or numbers with
+    /// --task regression.
     #[arg(
         long,
         env = "KUBETRAIN_LABEL_COLUMN",
@@ -50,15 +54,25 @@ pub struct TrainArgs {
     /// Seed of the validation split: the same data and seed give the same split.
     #[arg(long, env = "KUBETRAIN_SEED", value_name = "N", default_value_t = 0)]
     seed: u64,
-    /// Upper bound on solver iterations.
+    /// The algorithm (spec.algorithm): logistic-regression (classification) or
+    /// linear-regression (regression).
     #[arg(
         long,
-        env = "KUBETRAIN_MAX_ITERATIONS",
-        value_name = "N",
-        default_value_t = u64::from(DEFAULT_MAX_ITERATIONS)
+        env = "KUBETRAIN_ALGORITHM",
+        value_enum,
+        default_value_t = AlgorithmArg::LogisticRegression
     )]
-    max_iterations: u64,
-    /// Strength of the L2 penalty (scikit-learn's 1/C); the intercept is not penalised.
+    algorithm: AlgorithmArg,
+    /// What the model predicts (spec.task): classification or regression. Defaults to the
+    /// one the algorithm does.
+    #[arg(long, env = "KUBETRAIN_TASK", value_enum)]
+    task: Option<TaskArg>,
+    /// Upper bound on solver iterations [default: 100 for logistic regression, 1000
+    /// coordinate-descent passes for linear regression].
+    #[arg(long, env = "KUBETRAIN_MAX_ITERATIONS", value_name = "N")]
+    max_iterations: Option<u64>,
+    /// Strength of the penalty on the coefficients (logistic: scikit-learn's 1/C; linear:
+    /// Ridge's alpha); the intercept is not penalised.
     #[arg(
         long,
         env = "KUBETRAIN_L2_PENALTY",
@@ -74,6 +88,23 @@ pub struct TrainArgs {
         default_value_t = DEFAULT_TOLERANCE
     )]
     tolerance: f64,
+    /// Linear regression: the L1 share of the penalty, in [0, 1] (0 ridge, 1 lasso).
+    #[arg(
+        long,
+        env = "KUBETRAIN_L1_RATIO",
+        value_name = "X",
+        default_value_t = 0.0
+    )]
+    l1_ratio: f64,
+    /// Linear regression: fit an intercept (true or false).
+    #[arg(
+        long,
+        env = "KUBETRAIN_FIT_INTERCEPT",
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    fit_intercept: bool,
     /// Feature columns in this order (comma-separated); default: every column but the label.
     #[arg(
         long,
@@ -112,6 +143,18 @@ pub struct PredictArgs {
     /// Worker threads; default: one per core.
     #[arg(long, env = "KUBETRAIN_THREADS", value_name = "N")]
     threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AlgorithmArg {
+    LogisticRegression,
+    LinearRegression,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TaskArg {
+    Classification,
+    Regression,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -179,21 +222,43 @@ fn train_config(args: &TrainArgs) -> Result<TrainConfig, TrainError> {
             seed: args.seed,
         },
     };
+    let algorithm = match args.algorithm {
+        AlgorithmArg::LogisticRegression => AlgorithmConfig::LogisticRegression {
+            solver: match args.solver {
+                SolverArg::Lbfgs => SolverKind::Lbfgs,
+                SolverArg::Linfa => SolverKind::Linfa,
+            },
+            params: FitParams {
+                max_iterations: args
+                    .max_iterations
+                    .unwrap_or(u64::from(DEFAULT_MAX_ITERATIONS)),
+                l2_penalty: args.l2_penalty,
+                tolerance: args.tolerance,
+            },
+        },
+        AlgorithmArg::LinearRegression => AlgorithmConfig::LinearRegression(LinearParams {
+            l2_penalty: args.l2_penalty,
+            l1_ratio: args.l1_ratio,
+            fit_intercept: args.fit_intercept,
+            max_iterations: args
+                .max_iterations
+                .unwrap_or(u64::from(DEFAULT_LINEAR_MAX_ITERATIONS)),
+            tolerance: args.tolerance,
+        }),
+    };
+    let task = match args.task {
+        Some(TaskArg::Classification) => Task::Classification,
+        Some(TaskArg::Regression) => Task::Regression,
+        None => algorithm.task(),
+    };
     Ok(TrainConfig {
         data: args.data.clone(),
         label_column: args.label_column.clone(),
         feature_columns: args.feature_columns.clone(),
         validation,
         output: args.out.clone(),
-        solver: match args.solver {
-            SolverArg::Lbfgs => SolverKind::Lbfgs,
-            SolverArg::Linfa => SolverKind::Linfa,
-        },
-        params: FitParams {
-            max_iterations: args.max_iterations,
-            l2_penalty: args.l2_penalty,
-            tolerance: args.tolerance,
-        },
+        task,
+        algorithm,
         threads: args.threads,
         dataset_cache: args.dataset_cache.clone(),
     })
@@ -206,16 +271,27 @@ fn report_success(summary: &TrainSummary, progress: ProgressArg) {
             println!("{}", event.to_line());
         }
         ProgressArg::Text => {
-            let m = &summary.metrics;
+            let (what, scores) = match &summary.metrics {
+                Evaluation::Classification(m) => (
+                    format!("{} classes", summary.dataset.classes.len()),
+                    format!(
+                        "accuracy {:.4}, log loss {:.4} on {} rows",
+                        m.accuracy, m.log_loss, m.rows
+                    ),
+                ),
+                Evaluation::Regression(m) => (
+                    "regression".to_owned(),
+                    format!(
+                        "r2 {:.4}, rmse {:.4}, mae {:.4} on {} rows",
+                        m.r2, m.rmse, m.mae, m.rows
+                    ),
+                ),
+            };
             eprintln!(
-                "trained on {} rows ({} features, {} classes): {} accuracy {:.4}, log loss {:.4} on {} rows; {}",
+                "trained on {} rows ({} features, {what}): {} {scores}; {}",
                 summary.dataset.train_rows,
                 summary.dataset.features.len(),
-                summary.dataset.classes.len(),
                 summary.evaluated_on,
-                m.accuracy,
-                m.log_loss,
-                m.rows,
                 if summary.fit.converged {
                     "converged"
                 } else {
@@ -254,9 +330,15 @@ pub fn predict(args: PredictArgs) -> ExitCode {
     if let Some(accuracy) = predictions.accuracy {
         eprintln!("accuracy: {accuracy:.4}");
     }
+    if let Some(m) = &predictions.regression {
+        eprintln!("r2: {:.4}", m.r2);
+        eprintln!("rmse: {:.4}", m.rmse);
+        eprintln!("mae: {:.4}", m.mae);
+    }
     ExitCode::SUCCESS
 }
 
+/// Classifiers: `prediction,p_<class>...`; regressors: `prediction` (the value).
 fn write_predictions(predictions: &kubetrain_trainer::Predictions) -> anyhow::Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -269,17 +351,22 @@ fn write_predictions(predictions: &kubetrain_trainer::Predictions) -> anyhow::Re
         )
         .collect();
     writeln!(out, "{}", header.join(",")).context("writing predictions to stdout")?;
-    for (row, &class) in predictions
-        .probabilities
-        .rows()
-        .into_iter()
-        .zip(&predictions.predicted)
-    {
-        write!(out, "{}", csv_field(&predictions.classes[class]))?;
-        for p in row {
-            write!(out, ",{p:.6}")?;
+    match &predictions.prediction {
+        Prediction::Probabilities(probabilities) => {
+            let predicted = kubetrain_model::argmax_rows(probabilities);
+            for (row, &class) in probabilities.rows().into_iter().zip(&predicted) {
+                write!(out, "{}", csv_field(&predictions.classes[class]))?;
+                for p in row {
+                    write!(out, ",{p:.6}")?;
+                }
+                writeln!(out)?;
+            }
         }
-        writeln!(out)?;
+        Prediction::Values(values) => {
+            for value in values {
+                writeln!(out, "{value}")?;
+            }
+        }
     }
     out.flush().context("writing predictions to stdout")?;
     Ok(())

@@ -99,6 +99,92 @@ fn digits_matches_scikit_learn_through_predict() {
 }
 
 #[test]
+fn linear_regression_on_diabetes_matches_scikit_learn_through_predict() {
+    // scikit-learn's Ridge(alpha=1.0) on standardized features: R² 0.3311, RMSE 58.57
+    // (tests/data/README.md).
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ridge");
+    let train = kubetrain(&[
+        "train",
+        "--algorithm",
+        "linear-regression",
+        "--task",
+        "regression",
+        "--data",
+        &data_arg("diabetes_train.csv"),
+        "--label-column",
+        "target",
+        "--validation-fraction",
+        "0",
+        "--l2-penalty",
+        "1",
+        "--l1-ratio",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+        "--progress",
+        "text",
+    ]);
+    let stderr = text(&train.stderr);
+    assert!(train.status.success(), "train failed: {stderr}");
+    assert!(
+        stderr.contains("(10 features, regression): training r2 "),
+        "{stderr}"
+    );
+    let predict = kubetrain(&[
+        "predict",
+        "--model",
+        out.join("model.json").to_str().unwrap(),
+        "--data",
+        &data_arg("diabetes_test.csv"),
+    ]);
+    let stderr = text(&predict.stderr);
+    assert!(predict.status.success(), "predict failed: {stderr}");
+    let metric = |name: &str| -> f64 {
+        stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} line in {stderr:?}"))
+            .parse()
+            .unwrap()
+    };
+    assert!((metric("r2") - 0.3311).abs() < 0.001, "{stderr}");
+    assert!((metric("rmse") - 58.57).abs() < 0.05, "{stderr}");
+    let csv = text(&predict.stdout);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "prediction");
+    assert_eq!(lines.len(), 90);
+    assert!(lines[1].parse::<f64>().unwrap().is_finite());
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["params"]["algorithm"], "linearRegression");
+    assert_eq!(summary["params"]["task"], "regression");
+    assert_eq!(summary["params"]["l1Ratio"], 0.0);
+}
+
+#[test]
+fn an_algorithm_on_the_wrong_task_exits_65_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = kubetrain(&[
+        "train",
+        "--algorithm",
+        "linear-regression",
+        "--task",
+        "classification",
+        "--data",
+        &data_arg("diabetes_train.csv"),
+        "--label-column",
+        "target",
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(65), "{stderr}");
+    assert!(stderr.starts_with("error: --task: "), "{stderr}");
+    assert!(files_in(&dir.path().join("out")).is_empty());
+}
+
+#[test]
 fn bad_input_exits_65_naming_the_column_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("bad.csv");

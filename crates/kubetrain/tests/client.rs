@@ -265,7 +265,7 @@ fn submit_follows_a_run_to_succeeded_then_get_and_list_show_it() {
     let mut lines = table.lines();
     let header = lines.next().unwrap();
     assert!(
-        header.starts_with("NAME") && header.contains("PHASE") && header.contains("ACCURACY"),
+        header.starts_with("NAME") && header.contains("PHASE") && header.contains("SCORE"),
         "{table}"
     );
     let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();

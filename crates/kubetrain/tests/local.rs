@@ -660,3 +660,67 @@ async fn suspend_holds_a_run_until_resumed_and_watch_sees_every_phase() {
     assert_eq!(phases, [Queued, Running, Succeeded]);
     runs.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_regression_trains_reports_r2_and_predicts_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("state"), 1, None, None);
+    server.wait_ready().await;
+    let out = dir.path().join("m");
+    let mut ridge = run(
+        "ridge",
+        &data("diabetes_train.csv"),
+        &out,
+        json!({"task": "regression"}),
+    );
+    ridge["spec"]["algorithm"] = json!({"linearRegression": {"l2Penalty": 1.0}});
+    ridge["spec"]["dataset"]["labelColumn"] = json!("target");
+    ridge["spec"]["dataset"]["validationUri"] = json!(data("diabetes_test.csv"));
+    server.create(ridge.clone()).await;
+    let done = server.wait_phase("ridge", "Succeeded", 60).await;
+    let metrics = &done["status"]["metrics"];
+    // scikit-learn's Ridge(alpha=1.0) on the same split: R² 0.3311 (tests/data/README.md).
+    assert_eq!(metrics["scoreName"], "r2", "{done:#}");
+    assert_eq!(metrics["score"], metrics["r2"]);
+    assert!(
+        (metrics["r2"].as_f64().unwrap() - 0.3311).abs() < 0.001,
+        "{metrics}"
+    );
+    assert!(metrics["rmse"].as_f64().is_some() && metrics["mae"].as_f64().is_some());
+    assert!(metrics.get("accuracy").is_none(), "{metrics}");
+    assert_eq!(done["status"]["algorithm"], "linearRegression");
+    assert_eq!(done["status"]["dataset"]["classes"], 0);
+
+    let r = server
+        .http
+        .post(format!(
+            "{}/v1/namespaces/default/trainingruns/ridge/predict",
+            server.url
+        ))
+        .json(&json!({"rows": [vec![0.0; 10], vec![0.05; 10]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    let values = answer["values"].as_array().unwrap();
+    assert_eq!(values.len(), 2, "{answer}");
+    assert!(answer.get("classes").is_none(), "{answer}");
+    assert_ne!(values[0], values[1]);
+
+    // The wrong task for the algorithm is refused as the API server refuses it.
+    let mut wrong = ridge;
+    wrong["metadata"]["name"] = json!("ridge-as-classifier");
+    wrong["spec"]["task"] = json!("classification");
+    let refused = server
+        .http
+        .post(format!("{}/v1/namespaces/default/trainingruns", server.url))
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let body = refused.text().await.unwrap();
+    assert!(body.contains("spec.task"), "{body}");
+    assert!(body.contains("set task to regression"), "{body}");
+}

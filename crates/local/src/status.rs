@@ -123,6 +123,7 @@ pub fn succeed(run: &mut TrainingRun, results: TrainerResults, now: Timestamp) {
         c.status.metrics = Some(results.metrics);
         c.status.model = Some(results.model);
         c.status.dataset = Some(results.dataset);
+        c.status.top_features = results.top_features;
     });
 }
 

@@ -8,7 +8,8 @@ use kubetrain_api::names::{
     DNS1123_LABEL, DNS1123_SUBDOMAIN, is_dns1123_label, label_key_problem, label_value_problem,
     subdomain_problem,
 };
-use kubetrain_api::{TrainingRun, TrainingRunSpec};
+use kubetrain_api::spec::{ALGORITHM_RULE, LINEAR_NEEDS_REGRESSION, LOGISTIC_NEEDS_CLASSIFICATION};
+use kubetrain_api::{Task, TrainingRun, TrainingRunSpec};
 use kubetrain_gateway::FieldError;
 use serde_json::Value;
 
@@ -197,15 +198,44 @@ fn rules(spec: &TrainingRunSpec) -> Vec<FieldError> {
         }
     };
     rule(
-        spec.algorithm.selected().is_some(),
+        [
+            spec.algorithm.logistic_regression.is_some(),
+            spec.algorithm.linear_regression.is_some(),
+        ]
+        .into_iter()
+        .filter(|set| *set)
+        .count()
+            == 1,
         "spec.algorithm",
         "\"object\"",
-        "exactly one algorithm must be set; supported: logisticRegression",
+        ALGORITHM_RULE,
+    );
+    // Rules with a fieldPath name that field; the value shown is the type of the object
+    // the rule is written on, as the API server shows it.
+    rule(
+        spec.algorithm.linear_regression.is_none() || spec.task == Task::Regression,
+        "spec.task",
+        "\"object\"",
+        LINEAR_NEEDS_REGRESSION,
+    );
+    rule(
+        spec.algorithm.logistic_regression.is_none() || spec.task == Task::Classification,
+        "spec.task",
+        "\"object\"",
+        LOGISTIC_NEEDS_CLASSIFICATION,
     );
     if let Some(lr) = &spec.algorithm.logistic_regression {
         rule(
             lr.tolerance > 0.0,
             "spec.algorithm.logisticRegression.tolerance",
+            &lr.tolerance.to_string(),
+            "must be greater than 0",
+        );
+    }
+    if let Some(lr) = &spec.algorithm.linear_regression {
+        rule(
+            lr.tolerance > 0.0,
+            "spec.algorithm.linearRegression.tolerance",
             &lr.tolerance.to_string(),
             "must be greater than 0",
         );
@@ -402,7 +432,9 @@ mod tests {
         collect_rules(&crd, &mut messages);
         assert!(!messages.is_empty());
         let ours = [
-            "exactly one algorithm must be set; supported: logisticRegression",
+            ALGORITHM_RULE,
+            LINEAR_NEEDS_REGRESSION,
+            LOGISTIC_NEEDS_CLASSIFICATION,
             "must be greater than 0",
             "set either validationFraction or validationUri, not both",
             "featureColumns must not contain the labelColumn",

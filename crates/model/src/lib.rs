@@ -1,207 +1,174 @@
-//! The model file (`model.json`): a versioned, documented JSON format.
+//! Model files: one versioned, documented JSON format per model family, told apart by their
+//! `format` field, and prediction with them. No solver lives here.
 //!
-//! ```json
-//! {
-//!   "format": "kubetrain.dev/logistic-regression",
-//!   "formatVersion": 1,
-//!   "labelColumn": "label",
-//!   "featureNames": ["f0", "f1"],
-//!   "classes": ["0", "1"],
-//!   "labelKind": "integer",
-//!   "scaler": {"mean": [0.1, -2.0], "scale": [1.5, 0.3]},
-//!   "coefficients": [[0.8, -1.2]],
-//!   "intercepts": [0.05]
-//! }
-//! ```
-//!
-//! Prediction for a row `x` (raw, unscaled values of `featureNames`, in that order):
-//! `s_j = (x_j - mean_j) / scale_j`, then `z_k = intercepts[k] + Σ_j coefficients[k][j] · s_j`.
-//! With two classes there is one row of coefficients and `P(classes[1]) = 1 / (1 + e^-z)`;
-//! with more, one row per class and `P(classes[k]) = softmax(z)_k`.
+//! | `format` | family | module |
+//! |---|---|---|
+//! | `kubetrain.dev/logistic-regression` | classifier | [`logistic`] |
+//! | `kubetrain.dev/linear-regression` | regressor | [`linear`] |
 //!
 //! # Guarantees
-//! `formatVersion` changes only when a reader of the previous version would misread a file;
-//! adding optional fields does not change it. Readers refuse versions they do not know.
+//! A family's `formatVersion` changes only when a reader of the previous version would
+//! misread a file; adding optional fields does not change it. Readers refuse formats and
+//! versions they do not know, saying which ones they read.
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
-use rayon::prelude::*;
+use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 pub mod labels;
+pub mod linear;
 pub mod link;
+pub mod logistic;
 pub mod scaler;
 
 pub use labels::{ClassSet, LabelKind};
+pub use linear::LinearRegression;
 pub use link::{sigmoid, softmax_in_place};
+pub use logistic::LogisticRegression;
 pub use scaler::Scaler;
 
-/// The `format` value of every kubetrain logistic-regression model.
-pub const FORMAT: &str = "kubetrain.dev/logistic-regression";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
-
-/// A trained logistic-regression model.
+/// A trained model of any family, as its file holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Model {
-    /// Always [`FORMAT`].
-    pub format: String,
-    /// Always [`FORMAT_VERSION`] for files this build writes.
-    pub format_version: u32,
-    /// The label column the model was trained on.
-    pub label_column: String,
-    /// Feature columns, in coefficient order.
-    pub feature_names: Vec<String>,
-    /// Class labels, in class-index order.
-    pub classes: Vec<String>,
-    /// Whether labels are integers (compared numerically) or strings.
-    pub label_kind: LabelKind,
-    /// Standardization fit on the training split.
-    pub scaler: Scaler,
-    /// (1 or classes) rows × features, in standardized feature space.
-    pub coefficients: Vec<Vec<f64>>,
-    /// One intercept per coefficient row.
-    pub intercepts: Vec<f64>,
+#[serde(tag = "format")]
+pub enum Model {
+    /// A classifier: see [`logistic`].
+    #[serde(rename = "kubetrain.dev/logistic-regression")]
+    LogisticRegression(LogisticRegression),
+    /// A regressor: see [`linear`].
+    #[serde(rename = "kubetrain.dev/linear-regression")]
+    LinearRegression(LinearRegression),
 }
 
-impl Model {
-    /// The model of a fit solved on data standardized by `scaler`: `coefficients` of shape
-    /// (1 for two classes, else classes) × features, one intercept per row.
-    pub fn from_fit(
-        label_column: &str,
-        feature_names: Vec<String>,
-        classes: &ClassSet,
-        scaler: Scaler,
-        coefficients: ArrayView2<'_, f64>,
-        intercepts: ArrayView1<'_, f64>,
-    ) -> Model {
-        Model {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
-            label_column: label_column.to_owned(),
-            feature_names,
-            classes: classes.labels.clone(),
-            label_kind: classes.kind,
-            scaler,
-            coefficients: coefficients
-                .rows()
-                .into_iter()
-                .map(|r| r.to_vec())
-                .collect(),
-            intercepts: intercepts.to_vec(),
-        }
-    }
+/// What a model says about a set of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    /// A classifier's class probabilities, shape (rows, classes), columns in
+    /// [`Model::classes`] order.
+    Probabilities(Array2<f64>),
+    /// A regressor's predicted value, one per row.
+    Values(Array1<f64>),
+}
 
+/// The two fields every model file starts with, read first to name what a file is before
+/// reading it as that.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    format: String,
+    format_version: u32,
+}
+
+/// Every family's `(format, formatVersion)` this build reads.
+const KNOWN: [(&str, u32); 2] = [
+    (logistic::FORMAT, logistic::FORMAT_VERSION),
+    (linear::FORMAT, linear::FORMAT_VERSION),
+];
+
+impl Model {
     /// Serialize as pretty JSON.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec_pretty(self)
     }
 
-    /// Parse and check a model file; the error says what is wrong with it.
+    /// Parse and check a model file.
+    ///
+    /// # Errors
+    /// What is wrong with the file: not JSON, a format or version this build does not read
+    /// (naming the ones it does), or arrays whose lengths do not fit together.
     pub fn from_json(bytes: &[u8]) -> Result<Model, String> {
-        let model: Model =
+        let header: Header =
             serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
-        if model.format != FORMAT {
-            return Err(format!("format is '{}', expected '{FORMAT}'", model.format));
-        }
-        if model.format_version != FORMAT_VERSION {
+        let Some((_, version)) = KNOWN.iter().find(|(format, _)| *format == header.format) else {
+            let known: Vec<&str> = KNOWN.iter().map(|(format, _)| *format).collect();
             return Err(format!(
-                "formatVersion {} is not supported by this kubetrain (it reads {FORMAT_VERSION})",
-                model.format_version
+                "format is '{}'; this kubetrain reads {}",
+                header.format,
+                known.join(", ")
+            ));
+        };
+        if header.format_version != *version {
+            return Err(format!(
+                "formatVersion {} of '{}' is not supported by this kubetrain (it reads {version})",
+                header.format_version, header.format
             ));
         }
-        model.check_shapes()?;
+        let model: Model =
+            serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        match &model {
+            Model::LogisticRegression(m) => m.check_shapes()?,
+            Model::LinearRegression(m) => m.check_shapes()?,
+        }
         Ok(model)
     }
 
-    fn check_shapes(&self) -> Result<(), String> {
-        let p = self.feature_names.len();
-        let k = self.classes.len();
-        let outputs = if k == 2 { 1 } else { k };
-        if k < 2 {
-            return Err(format!("{k} classes; a model needs at least 2"));
+    /// The family's `format` value.
+    pub fn format(&self) -> &'static str {
+        match self {
+            Model::LogisticRegression(_) => logistic::FORMAT,
+            Model::LinearRegression(_) => linear::FORMAT,
         }
-        if self.scaler.mean.len() != p || self.scaler.scale.len() != p {
-            return Err(format!(
-                "scaler does not have {p} entries (one per feature)"
-            ));
-        }
-        if self.coefficients.len() != outputs || self.intercepts.len() != outputs {
-            return Err(format!(
-                "expected {outputs} rows of coefficients and intercepts for {k} classes"
-            ));
-        }
-        if self.coefficients.iter().any(|row| row.len() != p) {
-            return Err(format!(
-                "every coefficient row must have {p} entries (one per feature)"
-            ));
-        }
-        let all = self.coefficients.iter().flatten().chain(&self.intercepts);
-        if all
-            .chain(&self.scaler.mean)
-            .chain(&self.scaler.scale)
-            .any(|v| !v.is_finite())
-            || self.scaler.scale.contains(&0.0)
-        {
-            return Err("non-finite coefficient or scaler value, or a zero scale".into());
-        }
-        Ok(())
     }
 
-    /// The model's classes as a [`ClassSet`].
-    pub fn class_set(&self) -> ClassSet {
-        ClassSet::new(self.classes.clone(), self.label_kind)
+    /// The column the model was trained to predict.
+    pub fn label_column(&self) -> &str {
+        match self {
+            Model::LogisticRegression(m) => &m.label_column,
+            Model::LinearRegression(m) => &m.label_column,
+        }
     }
 
-    /// Class probabilities, shape (rows, classes), for raw feature rows whose columns are
-    /// [`Model::feature_names`] in order (any layout; column-major is fastest).
-    pub fn predict_proba(&self, x: ArrayView2<'_, f32>) -> Array2<f64> {
-        let rows = x.nrows();
-        let k = self.classes.len();
-        // Fold the scaler into the coefficients: one pass over raw X.
-        let folded: Vec<(Vec<f64>, f64)> = self
-            .coefficients
-            .iter()
-            .zip(&self.intercepts)
-            .map(|(row, &b)| {
-                let w: Vec<f64> = row
-                    .iter()
-                    .zip(&self.scaler.scale)
-                    .map(|(w, s)| w / s)
-                    .collect();
-                let shift: f64 = w.iter().zip(&self.scaler.mean).map(|(w, m)| w * m).sum();
-                (w, b - shift)
-            })
-            .collect();
-        let mut scores = Array2::<f64>::zeros((rows, folded.len()));
-        for (k, (w, b)) in folded.iter().enumerate() {
-            let mut column = scores.column_mut(k);
-            column.fill(*b);
-            for (j, x_j) in x.axis_iter(Axis(1)).enumerate() {
-                column.zip_mut_with(&x_j, |z, &v| *z += w[j] * f64::from(v));
-            }
+    /// The feature columns a row must hold, in order.
+    pub fn feature_names(&self) -> &[String] {
+        match self {
+            Model::LogisticRegression(m) => &m.feature_names,
+            Model::LinearRegression(m) => &m.feature_names,
         }
-        if k == 2 {
-            let mut proba = Array2::zeros((rows, 2));
-            for (mut out, z) in proba.rows_mut().into_iter().zip(scores.column(0)) {
-                let p = sigmoid(*z);
-                out[0] = 1.0 - p;
-                out[1] = p;
-            }
-            proba
-        } else {
-            let k = scores.ncols();
-            match scores.as_slice_mut() {
-                Some(data) => data.par_chunks_mut(k).for_each(softmax_in_place),
-                None => {
-                    for mut row in scores.rows_mut() {
-                        let mut values = row.to_vec();
-                        softmax_in_place(&mut values);
-                        row.assign(&ndarray::ArrayView1::from(&values[..]));
-                    }
-                }
-            }
-            scores
+    }
+
+    /// A classifier's class labels, in probability-column order; `None` for a regressor.
+    pub fn classes(&self) -> Option<&[String]> {
+        match self {
+            Model::LogisticRegression(m) => Some(&m.classes),
+            Model::LinearRegression(_) => None,
+        }
+    }
+
+    /// A classifier's classes as a [`ClassSet`]; `None` for a regressor.
+    pub fn class_set(&self) -> Option<ClassSet> {
+        match self {
+            Model::LogisticRegression(m) => Some(m.class_set()),
+            Model::LinearRegression(_) => None,
+        }
+    }
+
+    /// Every feature with the weight the model gives it, largest magnitude first: the
+    /// coefficient of the standardized feature (per standard deviation); for a multinomial
+    /// classifier, the L2 norm of its coefficients over the classes.
+    pub fn feature_weights(&self) -> Vec<(String, f64)> {
+        let weights: Vec<f64> = match self {
+            Model::LinearRegression(m) => m.coefficients.clone(),
+            Model::LogisticRegression(m) if m.coefficients.len() == 1 => m.coefficients[0].clone(),
+            Model::LogisticRegression(m) => (0..m.feature_names.len())
+                .map(|j| {
+                    m.coefficients
+                        .iter()
+                        .map(|row| row[j] * row[j])
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .collect(),
+        };
+        let mut named: Vec<(String, f64)> =
+            self.feature_names().iter().cloned().zip(weights).collect();
+        named.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then_with(|| a.0.cmp(&b.0)));
+        named
+    }
+
+    /// Predict rows of raw features: shape (rows, [`Model::feature_names`]) in that order, any
+    /// layout (column-major is fastest).
+    pub fn predict(&self, x: ArrayView2<'_, f32>) -> Prediction {
+        match self {
+            Model::LogisticRegression(m) => Prediction::Probabilities(m.predict_proba(x)),
+            Model::LinearRegression(m) => Prediction::Values(m.predict(x)),
         }
     }
 }
@@ -224,79 +191,49 @@ pub fn argmax_rows(proba: &Array2<f64>) -> Vec<usize> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used)]
     use super::*;
-    use ndarray::array;
 
-    fn binary() -> Model {
-        Model {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
-            label_column: "label".into(),
-            feature_names: vec!["a".into(), "b".into()],
-            classes: vec!["no".into(), "yes".into()],
-            label_kind: LabelKind::String,
-            scaler: Scaler {
-                mean: vec![1.0, 0.0],
-                scale: vec![2.0, 1.0],
+    #[test]
+    fn feature_weights_rank_by_magnitude() {
+        let linear = Model::LinearRegression(LinearRegression::from_fit(
+            "y",
+            vec!["a".into(), "b".into(), "c".into()],
+            Scaler {
+                mean: vec![0.0; 3],
+                scale: vec![1.0; 3],
             },
-            coefficients: vec![vec![2.0, -1.0]],
-            intercepts: vec![0.5],
-        }
-    }
-
-    #[test]
-    fn json_roundtrip_is_exact() {
-        let model = binary();
-        let bytes = model.to_json().unwrap();
-        assert_eq!(Model::from_json(&bytes).unwrap(), model);
-        let text = String::from_utf8(bytes).unwrap();
-        assert!(text.contains("\"formatVersion\": 1"), "{text}");
-        assert!(text.contains("\"featureNames\""), "{text}");
-    }
-
-    #[test]
-    fn refuses_other_versions_and_bad_shapes() {
-        let mut model = binary();
-        model.format_version = 2;
-        let error = Model::from_json(&model.to_json().unwrap()).unwrap_err();
-        assert!(error.contains("formatVersion 2"), "{error}");
-        let mut model = binary();
-        model.coefficients[0].pop();
-        assert!(Model::from_json(&model.to_json().unwrap()).is_err());
-        assert!(
-            Model::from_json(b"{\"format\": 1}")
-                .unwrap_err()
-                .contains("invalid JSON")
+            vec![0.5, -2.0, 1.0],
+            0.0,
+        ));
+        assert_eq!(
+            linear.feature_weights(),
+            [("b".into(), -2.0), ("c".into(), 1.0), ("a".into(), 0.5)]
         );
+        let multinomial: Model = serde_json::from_value(serde_json::json!({
+            "format": "kubetrain.dev/logistic-regression", "formatVersion": 1,
+            "labelColumn": "label", "featureNames": ["a", "b"], "classes": ["x", "y", "z"],
+            "labelKind": "string", "scaler": {"mean": [0.0, 0.0], "scale": [1.0, 1.0]},
+            "coefficients": [[3.0, 1.0], [4.0, 0.0], [0.0, -1.0]], "intercepts": [0.0, 0.0, 0.0]
+        }))
+        .unwrap();
+        let weights = multinomial.feature_weights();
+        assert_eq!(weights[0], ("a".into(), 5.0));
+        assert!((weights[1].1 - 2f64.sqrt()).abs() < 1e-12);
     }
 
     #[test]
-    fn binary_probabilities_apply_the_scaler() {
-        let x = array![[1.0f32, 0.0], [3.0, 1.0]];
-        let proba = binary().predict_proba(x.view());
-        // Row 0 standardizes to (0, 0): z = 0.5. Row 1 to (1, 1): z = 0.5 + 2 - 1 = 1.5.
-        assert!((proba[[0, 1]] - sigmoid(0.5)).abs() < 1e-12);
-        assert!((proba[[1, 1]] - sigmoid(1.5)).abs() < 1e-12);
-        assert!((proba[[1, 0]] + proba[[1, 1]] - 1.0).abs() < 1e-12);
-        assert_eq!(argmax_rows(&proba), [1, 1]);
-    }
-
-    #[test]
-    fn multinomial_probabilities_are_a_softmax() {
-        let mut model = binary();
-        model.classes = vec!["a".into(), "b".into(), "c".into()];
-        model.scaler = Scaler {
-            mean: vec![0.0, 0.0],
-            scale: vec![1.0, 1.0],
-        };
-        model.coefficients = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.0, 0.0]];
-        model.intercepts = vec![0.0, 0.0, 0.0];
-        let proba = model.predict_proba(array![[2.0f32, 1.0]].view());
-        let e = [2f64.exp(), 1f64.exp(), 1.0];
-        let sum: f64 = e.iter().sum();
-        for k in 0..3 {
-            assert!((proba[[0, k]] - e[k] / sum).abs() < 1e-12);
+    fn unknown_formats_name_the_known_ones() {
+        let error = Model::from_json(br#"{"format": "kubetrain.dev/svm", "formatVersion": 1}"#)
+            .unwrap_err();
+        assert!(error.contains("'kubetrain.dev/svm'"), "{error}");
+        for (format, _) in KNOWN {
+            assert!(error.contains(format), "{error}");
         }
+        let error = Model::from_json(
+            br#"{"format": "kubetrain.dev/linear-regression", "formatVersion": 9}"#,
+        )
+        .unwrap_err();
+        assert!(error.contains("formatVersion 9"), "{error}");
     }
 }

@@ -94,6 +94,16 @@ pub enum DataError {
         /// The label column.
         column: String,
     },
+    /// A regression target that is not a finite number.
+    #[error("row {row} (line {line}), column '{column}': '{value}' is not a number; a regression target must be a finite number (e.g. 151.0, -3, 2e-4)", line = row + 1)]
+    NonNumericTarget {
+        /// 1-based data row.
+        row: usize,
+        /// The target (label) column.
+        column: String,
+        /// The value as written.
+        value: String,
+    },
     /// The CSV reader's own complaint (quoting, encoding).
     #[error("unreadable CSV: {message}")]
     Csv {

@@ -2,8 +2,10 @@
 //!
 //! # Expected flow (train)
 //! check the configuration and parse every URI (so a typo fails before any work) → read the
-//! data → parse it (in parallel with hashing its bytes) → classes → split → fit the scaler on
-//! the training rows → fit → evaluate → write `model.json`, then `summary.json`.
+//! data → parse it (in parallel with hashing its bytes) → the task's middle
+//! ([`classification`]: classes → split → scaler → logistic fit → accuracy, log loss;
+//! [`regression`]: numeric targets → split → scaler → least squares → RMSE, MAE, R²) →
+//! write `model.json`, then `summary.json`.
 //!
 //! # Guarantees
 //! Nothing is written before training has succeeded and both files are serialized in memory.
@@ -14,11 +16,10 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use linfa::DatasetBase;
-use ndarray::{Array2, ArrayView1};
+use ndarray::Array2;
 use sha2::{Digest, Sha256};
 
-use kubetrain_model::{ClassSet, Model, Scaler, argmax_rows};
+use kubetrain_model::{Model, Prediction, argmax_rows};
 use kubetrain_storage::Location;
 
 use crate::blocking::block_on;
@@ -26,16 +27,18 @@ use crate::cache::{self, DatasetCache};
 use crate::data::{ColumnSelection, Table, parse_csv};
 use crate::error::TrainError;
 use crate::labels;
-use crate::metrics::Evaluation;
+use crate::metrics::{Evaluation, RegressionMetrics};
 use crate::progress::ProgressSink;
-use crate::solver;
 use crate::split::{split_rows, take, take_rows};
+use crate::targets;
 
+mod classification;
 mod config;
+mod regression;
 mod summary;
 
 pub use crate::fingerprint::Fingerprint;
-pub use config::{PredictConfig, TrainConfig, Validation};
+pub use config::{AlgorithmConfig, PredictConfig, TrainConfig, Validation};
 pub use summary::{FitSummary, ModelFile, Timings, TrainSummary, TrainingData};
 
 /// Name of the model object under the output prefix.
@@ -97,103 +100,22 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
     };
     let validation_fingerprint = validation_input.as_ref().map(|(_, f)| f.clone());
 
-    let raw = labels_of(&table)?;
-    let classes = match &validation_input {
-        Some((v, _)) => labels::class_set(&[raw, labels_of(v)?]),
-        None => labels::class_set(&[raw]),
-    };
-    if classes.len() < 2 {
-        return Err(TrainError::SingleClass {
-            uri: config.data.clone(),
-            column: config.label_column.clone(),
-            class: classes.labels.first().cloned().unwrap_or_default(),
-        });
-    }
-    let y = encode(&classes, raw)?;
-    let features = table.feature_names.clone();
-    let rows = table.rows();
-    let (mut x_train, y_train, held_out) = match (&config.validation, validation_input) {
-        (Validation::Fraction { fraction, seed }, _) => {
-            let split =
-                split_rows(rows, *fraction, *seed).ok_or_else(|| TrainError::InvalidParameter {
-                    field: "--validation-fraction",
-                    message: format!("{fraction} of {rows} rows leaves no rows to train on"),
-                })?;
-            if split.validation.is_empty() {
-                (table.features, y, None)
-            } else {
-                let (train_x, valid_x) = pool.install(|| {
-                    rayon::join(
-                        || take_rows(table.features.view(), &split.train),
-                        || take_rows(table.features.view(), &split.validation),
-                    )
-                });
-                (
-                    train_x,
-                    take(&y, &split.train),
-                    Some((valid_x, take(&y, &split.validation))),
-                )
-            }
-        }
-        (Validation::Data { .. }, Some((v, _))) => {
-            let vy = encode(&classes, labels_of(&v)?)?;
-            (table.features, y, Some((v.features, vy)))
-        }
-        (Validation::Data { .. }, None) => {
-            return Err(TrainError::Internal(
-                "validation data was not loaded".into(),
-            ));
-        }
-    };
-    check_training_classes(config, &classes, &y_train)?;
-
     let clock = Instant::now();
-    let scaler = pool.install(|| {
-        let scaler = Scaler::fit(x_train.view());
-        scaler.transform(x_train.view_mut());
-        scaler
-    });
-    let dataset = DatasetBase::new(x_train.view(), ArrayView1::from(&y_train[..]))
-        .with_feature_names(features.clone());
-    let fitted = solver::fit(
-        config.solver,
-        &dataset,
-        classes.len(),
-        &config.params,
-        &pool,
-        sink,
-    )?;
-    let fit = clock.elapsed();
-
-    let model = Model::from_fit(
-        &config.label_column,
-        features.clone(),
-        &classes,
-        scaler,
-        fitted.coefficients.view(),
-        fitted.intercepts.view(),
-    );
-    let (metrics, evaluated_on) = match &held_out {
-        Some((x, y)) => (
-            Evaluation::compute(&model.predict_proba(x.view()), y, &classes.labels),
-            "validation",
-        ),
-        None => {
-            // The training rows are already standardized: evaluate them without the scaler.
-            let identity = Model {
-                scaler: Scaler {
-                    mean: vec![0.0; features.len()],
-                    scale: vec![1.0; features.len()],
-                },
-                ..model.clone()
-            };
-            let proba = identity.predict_proba(x_train.view());
-            (
-                Evaluation::compute(&proba, &y_train, &classes.labels),
-                "training",
-            )
+    let inputs = Inputs {
+        table,
+        validation: validation_input.map(|(table, _)| table),
+    };
+    let trained = match &config.algorithm {
+        AlgorithmConfig::LogisticRegression { solver, params } => {
+            classification::fit(config, *solver, params, inputs, &pool, sink)?
+        }
+        AlgorithmConfig::LinearRegression(params) => {
+            regression::fit(config, params, inputs, &pool, sink)?
         }
     };
+    let fit = clock.elapsed();
+    let features = trained.model.feature_names().to_vec();
+    let model = trained.model;
 
     let model_bytes = Bytes::from(
         model
@@ -211,15 +133,20 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
         },
         dataset: TrainingData {
             fingerprint,
-            features: features.clone(),
-            classes: classes.labels.clone(),
-            train_rows: y_train.len() as u64,
-            validation_rows: held_out.as_ref().map_or(0, |(_, y)| y.len() as u64),
+            features,
+            classes: model.classes().map(<[String]>::to_vec).unwrap_or_default(),
+            train_rows: trained.train_rows,
+            validation_rows: trained.validation_rows,
         },
         validation_dataset: validation_fingerprint,
-        metrics,
-        evaluated_on,
-        fitted: &fitted,
+        metrics: trained.metrics,
+        feature_weights: model
+            .feature_weights()
+            .into_iter()
+            .map(|(name, weight)| kubetrain_api::FeatureWeight { name, weight })
+            .collect(),
+        evaluated_on: trained.evaluated_on,
+        fit: trained.fit,
         timings: Timings::new(read, parse, fit, started.elapsed()),
     });
     let summary_bytes = Bytes::from(
@@ -239,15 +166,15 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
 /// Predictions for every row of a data file.
 #[derive(Debug, Clone)]
 pub struct Predictions {
-    /// The model's class labels, in probability-column order.
+    /// What the model said about each row.
+    pub prediction: Prediction,
+    /// A classifier's class labels, in probability-column order; empty for a regressor.
     pub classes: Vec<String>,
-    /// Predicted class index per row.
-    pub predicted: Vec<usize>,
-    /// Probabilities, rows × classes.
-    pub probabilities: Array2<f64>,
-    /// Accuracy when the data has the label column (labels the model does not know count as
-    /// wrong).
+    /// A classifier's accuracy when the data has the label column (labels the model does not
+    /// know count as wrong).
     pub accuracy: Option<f64>,
+    /// A regressor's metrics when the data has the target column (which must hold numbers).
+    pub regression: Option<RegressionMetrics>,
 }
 
 /// Predict every row of `config.data` with the model at `config.model`.
@@ -266,29 +193,96 @@ pub fn predict(config: &PredictConfig) -> Result<Predictions, TrainError> {
             config
                 .label_column
                 .clone()
-                .unwrap_or_else(|| model.label_column.clone()),
+                .unwrap_or_else(|| model.label_column().to_owned()),
         ),
         label_required: config.label_column.is_some(),
-        features: Some(model.feature_names.clone()),
+        features: Some(model.feature_names().to_vec()),
     };
     let (table, _) = load(&pool, &config.data, &bytes, &selection)?;
-    let probabilities = pool.install(|| model.predict_proba(table.features.view()));
-    let predicted = argmax_rows(&probabilities);
-    let accuracy = table.labels.as_ref().map(|raw| {
-        let truth = labels::encode(&model.class_set(), raw);
-        let correct = truth
-            .iter()
-            .zip(&predicted)
-            .filter(|(t, p)| **t == Some(**p))
-            .count();
-        correct as f64 / truth.len().max(1) as f64
-    });
+    let prediction = pool.install(|| model.predict(table.features.view()));
+    let (mut accuracy, mut regression) = (None, None);
+    match (&table.labels, &prediction, model.class_set()) {
+        (Some(raw), Prediction::Probabilities(proba), Some(classes)) => {
+            let truth = labels::encode(&classes, raw);
+            let predicted = argmax_rows(proba);
+            let correct = truth
+                .iter()
+                .zip(&predicted)
+                .filter(|(t, p)| **t == Some(**p))
+                .count();
+            accuracy = Some(correct as f64 / truth.len().max(1) as f64);
+        }
+        (Some(raw), Prediction::Values(values), _) => {
+            let truth = targets::numeric(raw).map_err(|e| TrainError::data(&config.data, e))?;
+            regression = Some(RegressionMetrics::compute(&values.to_vec(), &truth));
+        }
+        _ => {}
+    }
     Ok(Predictions {
-        classes: model.classes,
-        predicted,
-        probabilities,
+        classes: model.classes().map(<[String]>::to_vec).unwrap_or_default(),
+        prediction,
         accuracy,
+        regression,
     })
+}
+
+/// The task's middle of the pipeline hands back the model and how it did.
+struct Trained {
+    model: Model,
+    metrics: Evaluation,
+    /// `validation` or `training`.
+    evaluated_on: &'static str,
+    fit: FitSummary,
+    train_rows: u64,
+    validation_rows: u64,
+}
+
+/// The parsed training table and, when given, the separate validation table.
+struct Inputs {
+    table: Table,
+    validation: Option<Table>,
+}
+
+/// Training rows and targets, and the rows and targets the metrics are computed on: the
+/// split of `features` the configuration asks for, or the separate validation file's
+/// (`validation`: its targets and features). `None` when the fraction is 0: the metrics are
+/// then computed on the training rows.
+#[allow(clippy::type_complexity)]
+fn hold_out<T: Copy + Send + Sync>(
+    config: &TrainConfig,
+    pool: &rayon::ThreadPool,
+    features: Array2<f32>,
+    y: Vec<T>,
+    validation: Option<(Vec<T>, Array2<f32>)>,
+) -> Result<(Array2<f32>, Vec<T>, Option<(Array2<f32>, Vec<T>)>), TrainError> {
+    let rows = features.nrows();
+    match (&config.validation, validation) {
+        (Validation::Fraction { fraction, seed }, _) => {
+            let split =
+                split_rows(rows, *fraction, *seed).ok_or_else(|| TrainError::InvalidParameter {
+                    field: "--validation-fraction",
+                    message: format!("{fraction} of {rows} rows leaves no rows to train on"),
+                })?;
+            if split.validation.is_empty() {
+                return Ok((features, y, None));
+            }
+            let (train_x, valid_x) = pool.install(|| {
+                rayon::join(
+                    || take_rows(features.view(), &split.train),
+                    || take_rows(features.view(), &split.validation),
+                )
+            });
+            Ok((
+                train_x,
+                take(&y, &split.train),
+                Some((valid_x, take(&y, &split.validation))),
+            ))
+        }
+        (Validation::Data { .. }, Some((vy, vx))) => Ok((features, y, Some((vx, vy)))),
+        (Validation::Data { .. }, None) => Err(TrainError::Internal(
+            "validation data was not loaded".into(),
+        )),
+    }
 }
 
 fn build_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, TrainError> {
@@ -356,48 +350,6 @@ fn load(
         sha256,
     };
     Ok((table, fingerprint))
-}
-
-fn labels_of(table: &Table) -> Result<&crate::data::RawLabels, TrainError> {
-    table
-        .labels
-        .as_ref()
-        .ok_or_else(|| TrainError::Internal("the label column was not read".into()))
-}
-
-fn encode(classes: &ClassSet, raw: &crate::data::RawLabels) -> Result<Vec<usize>, TrainError> {
-    labels::encode(classes, raw)
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| TrainError::Internal("a label is missing from the class set".into()))
-}
-
-fn check_training_classes(
-    config: &TrainConfig,
-    classes: &ClassSet,
-    y_train: &[usize],
-) -> Result<(), TrainError> {
-    let mut counts = vec![0usize; classes.len()];
-    for &c in y_train {
-        counts[c] += 1;
-    }
-    let present: Vec<usize> = (0..classes.len()).filter(|&c| counts[c] > 0).collect();
-    if present.len() < 2 {
-        return Err(TrainError::SingleClass {
-            uri: config.data.clone(),
-            column: config.label_column.clone(),
-            class: present
-                .first()
-                .map(|&c| classes.labels[c].clone())
-                .unwrap_or_default(),
-        });
-    }
-    if let Some(missing) = (0..classes.len()).find(|&c| counts[c] == 0) {
-        return Err(TrainError::UnseenClass {
-            class: classes.labels[missing].clone(),
-        });
-    }
-    Ok(())
 }
 
 impl Timings {

@@ -27,12 +27,12 @@ pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("repository paths are UTF-8")
 }
 
-/// The sample `deploy/samples/{name}` with its bucket replaced by `s3://{bucket}/{prefix}/`.
+/// The sample `deploy/examples/{name}` with its bucket replaced by `s3://{bucket}/{prefix}/`.
 ///
 /// # Errors
 /// If the file cannot be read or names no [`SAMPLE_BUCKET`].
 pub fn sample(name: &str, bucket: &str, prefix: &str) -> Result<String> {
-    let path = repo().join("deploy/samples").join(name);
+    let path = repo().join("deploy/examples").join(name);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     ensure!(
@@ -48,7 +48,7 @@ pub fn sample(name: &str, bucket: &str, prefix: &str) -> Result<String> {
 /// # Errors
 /// If the file cannot be read, lacks a placeholder, or a variable is unset.
 pub fn storage_secret_sample() -> Result<String> {
-    let text = std::fs::read_to_string(repo().join("deploy/samples/storage-secret.yaml"))?;
+    let text = std::fs::read_to_string(repo().join("deploy/examples/storage-secret.yaml"))?;
     ensure!(
         text.contains("REPLACE_WITH_ACCESS_KEY_ID")
             && text.contains("REPLACE_WITH_SECRET_ACCESS_KEY")

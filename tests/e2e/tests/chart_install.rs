@@ -233,6 +233,8 @@ async fn samples_train(env: &TestEnv, team: &TestNamespace, pod: &Pod) -> Result
         ("breast_cancer_train.csv", "breast-cancer/train.csv"),
         ("breast_cancer_test.csv", "breast-cancer/test.csv"),
         ("digits_train.csv", "digits/train.csv"),
+        ("diabetes_train.csv", "diabetes/train.csv"),
+        ("diabetes_test.csv", "diabetes/test.csv"),
     ] {
         let data = std::fs::read(repo().join("tests/data").join(file))?;
         store
@@ -248,6 +250,8 @@ async fn samples_train(env: &TestEnv, team: &TestNamespace, pod: &Pod) -> Result
     apply(env, &team.name, &binary)?;
     let multiclass = sample("logistic-regression-multiclass.yaml", &env.bucket, &prefix)?;
     apply(env, &team.name, &multiclass)?;
+    let regression = sample("linear-regression-diabetes.yaml", &env.bucket, &prefix)?;
+    apply(env, &team.name, &regression)?;
     let runs = team.api::<TrainingRun>();
     let controller_log = || log_hint(env, pod, "controller");
     let done = succeeded(&runs, "breast-cancer")
@@ -264,6 +268,22 @@ async fn samples_train(env: &TestEnv, team: &TestNamespace, pod: &Pod) -> Result
     );
     let accuracy = digits.metrics.and_then(|m| m.accuracy).unwrap_or_default();
     ensure!(accuracy > 0.9, "digits accuracy {accuracy}");
+    // The regression sample: R² as scikit-learn's Ridge(alpha=1.0) scores it (0.3311), shown
+    // as the run's Score.
+    let diabetes = succeeded(&runs, "diabetes")
+        .await
+        .with_context(controller_log)?;
+    let metrics = diabetes
+        .status
+        .and_then(|s| s.metrics)
+        .context("diabetes metrics")?;
+    ensure!(
+        metrics.score_name.as_deref() == Some("r2")
+            && metrics.score == metrics.r2
+            && metrics.r2.is_some_and(|r2| (r2 - 0.3311).abs() < 0.001)
+            && metrics.rmse.is_some_and(|rmse| (rmse - 58.57).abs() < 0.05),
+        "the regression sample reported {metrics:?}"
+    );
     let status = done.status.clone().context("status")?;
     let model = status.model.context("status.model")?;
     let expected = format!(

@@ -1,4 +1,4 @@
-//! The Helm chart (`charts/kubetrain`), the samples (`deploy/samples`) and the other
+//! The Helm chart (`charts/kubetrain`), the samples (`deploy/examples`) and the other
 //! deployment files, rendered and checked without running them: lint, `helm template`,
 //! server-side dry run against the real API server, and the linters of the files that cannot
 //! run here. `chart_install.rs` installs the chart for real.
@@ -211,7 +211,7 @@ async fn samples_apply_with_server_dry_run() -> Result<()> {
     };
     env.apply_crd()?;
     let ns = env.namespace("samples").await?;
-    let samples = repo().join("deploy/samples");
+    let samples = repo().join("deploy/examples");
     let mut names: Vec<String> = std::fs::read_dir(&samples)?
         .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_>>()?;
@@ -223,7 +223,7 @@ async fn samples_apply_with_server_dry_run() -> Result<()> {
     for name in &names {
         let path = samples.join(name);
         let out = dry_run(&env, Some(&ns.name), path_str(&path), None)
-            .with_context(|| format!("deploy/samples/{name}"))?;
+            .with_context(|| format!("deploy/examples/{name}"))?;
         ensure!(out.contains("created (server dry run)"), "{name}: {out}");
     }
     ns.delete().await

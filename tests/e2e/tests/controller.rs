@@ -12,6 +12,7 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kubetrain_api::spec::{ALGORITHM_RULE, LINEAR_NEEDS_REGRESSION, LOGISTIC_NEEDS_CLASSIFICATION};
 use kubetrain_api::{Phase, TrainingRun};
 use kubetrain_e2e::{TestEnv, TestNamespace, wait_for};
 use object_store::path::Path as ObjectPath;
@@ -375,6 +376,42 @@ async fn invalid_specs_are_refused_with_the_field_path(env: &TestEnv) -> Result<
         message.contains("spec.dataset.validationFraction"),
         "{message}"
     );
+    // An algorithm on the other task, and a parameter out of its bounds: refused with the
+    // field's path, worded as kubetrain local words them (crates/local/src/validate.rs).
+    let linear = json!({"linearRegression": {}});
+    for (task, algorithm, expected) in [
+        (
+            "classification",
+            linear.clone(),
+            format!("spec.task: Invalid value: \"object\": {LINEAR_NEEDS_REGRESSION}"),
+        ),
+        (
+            "regression",
+            json!({"logisticRegression": {}}),
+            format!("spec.task: Invalid value: \"object\": {LOGISTIC_NEEDS_CLASSIFICATION}"),
+        ),
+        (
+            "regression",
+            json!({"linearRegression": {"l1Ratio": 1.5}}),
+            "spec.algorithm.linearRegression.l1Ratio".to_owned(),
+        ),
+        (
+            "regression",
+            json!({"linearRegression": {}, "logisticRegression": {}}),
+            format!("spec.algorithm: Invalid value: \"object\": {ALGORITHM_RULE}"),
+        ),
+    ] {
+        let mut manifest = run_manifest("bad-task", &env.bucket, &ns.name, json!({}));
+        manifest.spec.task = serde_json::from_value(json!(task))?;
+        manifest.spec.algorithm = serde_json::from_value(algorithm)?;
+        let message = runs
+            .create(&PostParams::default(), &manifest)
+            .await
+            .err()
+            .with_context(|| format!("{task} with {:?} was accepted", manifest.spec.algorithm))?
+            .to_string();
+        ensure!(message.contains(&expected), "{message}\nlacks {expected}");
+    }
     let created = runs
         .create(
             &PostParams::default(),

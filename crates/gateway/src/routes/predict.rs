@@ -1,12 +1,13 @@
-//! `POST .../trainingruns/{name}/predict`: classify rows with the run's model.
+//! `POST .../trainingruns/{name}/predict`: predict rows with the run's model.
 //!
 //! Request: `{"rows": [[f64, ...], ...]}`, each row the raw (unscaled) values of the model's
 //! `featureNames`, in that order (the columns the run was trained on, label excluded; see
 //! `GET .../model`). Values are rounded to 32-bit floats, as the trainer reads CSV.
 //!
-//! Answer: `{"classes": [label per row], "probabilities": [[p per class] per row],
-//! "classLabels": [labels in probability-column order]}`. Labels are strings, as in the model
-//! file. The numbers are exactly those of `kubetrain predict` on the same rows.
+//! Answer of a classifier: `{"classes": [label per row], "probabilities": [[p per class] per
+//! row], "classLabels": [labels in probability-column order]}`; labels are strings, as in the
+//! model file. Answer of a regressor: `{"values": [number per row]}`. The numbers are exactly
+//! those of `kubetrain predict` on the same rows.
 //!
 //! # Guarantees
 //! The model comes from [`crate::models::ModelCache`]: always the one the run reported.
@@ -14,7 +15,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use kubetrain_model::{Model, argmax_rows};
+use kubetrain_model::{Model, Prediction, argmax_rows};
 use ndarray::{Array2, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 
@@ -33,16 +34,23 @@ pub struct PredictRequest {
     pub rows: Vec<Vec<f64>>,
 }
 
-/// Predictions for the rows of a [`PredictRequest`], in the same order.
+/// Predictions for the rows of a [`PredictRequest`], in the same order: `classes`,
+/// `probabilities` and `classLabels` from a classifier, `values` from a regressor.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PredictResponse {
-    /// The most probable class label of each row.
-    pub classes: Vec<String>,
-    /// Class probabilities of each row, columns in `classLabels` order.
-    pub probabilities: Vec<Vec<f64>>,
-    /// The model's class labels: the order of the probability columns.
-    pub class_labels: Vec<String>,
+    /// A classifier's most probable class label of each row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+    /// A classifier's class probabilities of each row, columns in `classLabels` order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<Vec<Vec<f64>>>,
+    /// A classifier's class labels: the order of the probability columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_labels: Option<Vec<String>>,
+    /// A regressor's predicted value of each row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<f64>>,
 }
 
 pub(crate) async fn predict(
@@ -55,15 +63,15 @@ pub(crate) async fn predict(
     let run = state.backend.get(&namespace, &name).await?;
     let reference = ready_model(&run)?;
     let model = state.models.get(reference).await?;
-    let answer = tokio::task::spawn_blocking(move || classify(&model, &request.rows))
+    let answer = tokio::task::spawn_blocking(move || predict_rows(&model, &request.rows))
         .await
         .map_err(ApiError::internal)??;
     Ok(Json(answer))
 }
 
-/// Check the rows against the model and classify them as `kubetrain predict` does.
-pub(crate) fn classify(model: &Model, rows: &[Vec<f64>]) -> Result<PredictResponse, ApiError> {
-    let width = model.feature_names.len();
+/// Check the rows against the model and predict them as `kubetrain predict` does.
+pub(crate) fn predict_rows(model: &Model, rows: &[Vec<f64>]) -> Result<PredictResponse, ApiError> {
+    let width = model.feature_names().len();
     if rows.is_empty() {
         return Err(ApiError::invalid("rows", "give at least one row"));
     }
@@ -76,7 +84,7 @@ pub(crate) fn classify(model: &Model, rows: &[Vec<f64>]) -> Result<PredictRespon
                 format!(
                     "has {} values; the model expects {width} (its featureNames: {})",
                     row.len(),
-                    feature_list(&model.feature_names)
+                    feature_list(model.feature_names())
                 ),
             ));
         }
@@ -92,19 +100,29 @@ pub(crate) fn classify(model: &Model, rows: &[Vec<f64>]) -> Result<PredictRespon
         }
     }
     let x = Array2::from_shape_vec((rows.len(), width).f(), columns).map_err(ApiError::internal)?;
-    let probabilities = model.predict_proba(x.view());
-    let predicted = argmax_rows(&probabilities);
-    Ok(PredictResponse {
-        classes: predicted
-            .iter()
-            .map(|&k| model.classes[k].clone())
-            .collect(),
-        probabilities: probabilities
-            .rows()
-            .into_iter()
-            .map(|r| r.to_vec())
-            .collect(),
-        class_labels: model.classes.clone(),
+    Ok(match model.predict(x.view()) {
+        Prediction::Probabilities(probabilities) => {
+            let labels = model.classes().unwrap_or_default();
+            let predicted = argmax_rows(&probabilities);
+            PredictResponse {
+                classes: Some(predicted.iter().map(|&k| labels[k].clone()).collect()),
+                probabilities: Some(
+                    probabilities
+                        .rows()
+                        .into_iter()
+                        .map(|r| r.to_vec())
+                        .collect(),
+                ),
+                class_labels: Some(labels.to_vec()),
+                values: None,
+            }
+        }
+        Prediction::Values(values) => PredictResponse {
+            classes: None,
+            probabilities: None,
+            class_labels: None,
+            values: Some(values.to_vec()),
+        },
     })
 }
 
@@ -130,17 +148,39 @@ mod tests {
 
     #[test]
     fn rows_are_checked_and_classified() {
-        let answer = classify(&model(), &[vec![1.0, 0.0], vec![-9.0, 5.0]]).unwrap();
-        assert_eq!(answer.class_labels, ["no", "yes"]);
-        assert_eq!(answer.classes, ["yes", "no"]);
+        let answer = predict_rows(&model(), &[vec![1.0, 0.0], vec![-9.0, 5.0]]).unwrap();
+        assert_eq!(answer.class_labels.unwrap(), ["no", "yes"]);
+        assert_eq!(answer.classes.unwrap(), ["yes", "no"]);
+        assert_eq!(answer.values, None);
         let z: f64 = 0.5;
-        assert!((answer.probabilities[0][1] - 1.0 / (1.0 + (-z).exp())).abs() < 1e-12);
-        let error = classify(&model(), &[vec![1.0, 0.0], vec![1.0]]).unwrap_err();
+        let probabilities = answer.probabilities.unwrap();
+        assert!((probabilities[0][1] - 1.0 / (1.0 + (-z).exp())).abs() < 1e-12);
+        let error = predict_rows(&model(), &[vec![1.0, 0.0], vec![1.0]]).unwrap_err();
         assert_eq!(error.body().field.as_deref(), Some("rows[1]"));
         assert!(error.body().message.contains("expects 2"), "{error}");
-        let error = classify(&model(), &[]).unwrap_err();
+        let error = predict_rows(&model(), &[]).unwrap_err();
         assert_eq!(error.body().field.as_deref(), Some("rows"));
-        let error = classify(&model(), &[vec![1e300, 0.0]]).unwrap_err();
+        let error = predict_rows(&model(), &[vec![1e300, 0.0]]).unwrap_err();
         assert_eq!(error.body().field.as_deref(), Some("rows[0][0]"));
+    }
+
+    #[test]
+    fn regressors_answer_values() {
+        let regressor: Model = serde_json::from_value(serde_json::json!({
+            "format": "kubetrain.dev/linear-regression",
+            "formatVersion": 1,
+            "labelColumn": "target",
+            "featureNames": ["a", "b"],
+            "scaler": {"mean": [1.0, 0.0], "scale": [2.0, 1.0]},
+            "coefficients": [2.0, -1.0],
+            "intercept": 10.0
+        }))
+        .unwrap();
+        let answer = predict_rows(&regressor, &[vec![1.0, 0.0], vec![3.0, 1.0]]).unwrap();
+        assert_eq!(answer.values.unwrap(), [10.0, 11.0]);
+        assert_eq!(answer.classes, None);
+        let body =
+            serde_json::to_value(predict_rows(&regressor, &[vec![1.0, 0.0]]).unwrap()).unwrap();
+        assert_eq!(body, serde_json::json!({"values": [10.0]}));
     }
 }

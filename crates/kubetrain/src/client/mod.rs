@@ -117,7 +117,25 @@ pub struct SubmitArgs {
         allow_negative_numbers = true
     )]
     seed: Option<i64>,
-    /// Upper bound on solver iterations [default: 100].
+    /// The algorithm: logistic-regression (classification) or linear-regression (regression)
+    /// [default: logistic-regression].
+    #[arg(long, value_name = "NAME", conflicts_with = "filename")]
+    algorithm: Option<String>,
+    /// What the model predicts: classification or regression [default: the algorithm's].
+    #[arg(long, value_name = "TASK", conflicts_with = "filename")]
+    task: Option<String>,
+    /// Linear regression: the L1 share of the penalty, in [0, 1] [default: 0].
+    #[arg(
+        long,
+        value_name = "X",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
+    l1_ratio: Option<f64>,
+    /// Linear regression: fit an intercept [default: true].
+    #[arg(long, value_name = "BOOL", conflicts_with = "filename")]
+    fit_intercept: Option<bool>,
+    /// Upper bound on solver iterations [default: 100; 1000 for linear regression].
     #[arg(
         long,
         value_name = "N",
@@ -125,7 +143,8 @@ pub struct SubmitArgs {
         allow_negative_numbers = true
     )]
     max_iterations: Option<u32>,
-    /// Strength of the L2 penalty (scikit-learn's 1/C) [default: 1.0].
+    /// Strength of the penalty (logistic: scikit-learn's 1/C; linear: Ridge's alpha)
+    /// [default: 1.0].
     #[arg(
         long,
         value_name = "X",
@@ -358,9 +377,13 @@ fn build_run(args: &SubmitArgs) -> Result<(TrainingRun, String), ClientError> {
                 validation_fraction: args.validation_fraction,
                 validation_data: args.validation_data.clone(),
                 seed: args.seed,
+                algorithm: args.algorithm.clone(),
+                task: args.task.clone(),
                 max_iterations: args.max_iterations,
                 l2_penalty: args.l2_penalty,
                 tolerance: args.tolerance,
+                l1_ratio: args.l1_ratio,
+                fit_intercept: args.fit_intercept,
                 backoff_limit: args.backoff_limit,
                 active_deadline_seconds: args.active_deadline_seconds,
                 ttl_seconds_after_finished: args.ttl_seconds_after_finished,

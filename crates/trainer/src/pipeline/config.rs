@@ -1,7 +1,46 @@
 //! What a run is asked to do, and the checks that can be made before touching any data.
 
+use kubetrain_api::Task;
+use serde::{Deserialize, Serialize};
+
 use crate::error::TrainError;
+use crate::least_squares::LinearParams;
 use crate::solver::{FitParams, SolverKind};
+
+/// The algorithm and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "algorithm", rename_all = "camelCase")]
+pub enum AlgorithmConfig {
+    /// Logistic regression (classification).
+    #[serde(rename_all = "camelCase")]
+    LogisticRegression {
+        /// Which solver.
+        solver: SolverKind,
+        /// Solver hyperparameters.
+        #[serde(flatten)]
+        params: FitParams,
+    },
+    /// Penalised least squares (regression).
+    LinearRegression(LinearParams),
+}
+
+impl AlgorithmConfig {
+    /// The task the algorithm can do.
+    pub fn task(&self) -> Task {
+        match self {
+            AlgorithmConfig::LogisticRegression { .. } => Task::Classification,
+            AlgorithmConfig::LinearRegression(_) => Task::Regression,
+        }
+    }
+
+    /// The name as the command line writes it (`--algorithm`).
+    pub fn flag_name(&self) -> &'static str {
+        match self {
+            AlgorithmConfig::LogisticRegression { .. } => "logistic-regression",
+            AlgorithmConfig::LinearRegression(_) => "linear-regression",
+        }
+    }
+}
 
 /// How the validation rows are chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,10 +73,10 @@ pub struct TrainConfig {
     pub validation: Validation,
     /// Output prefix: `<output>/model.json` and `<output>/summary.json`.
     pub output: String,
-    /// Which solver.
-    pub solver: SolverKind,
-    /// Solver hyperparameters.
-    pub params: FitParams,
+    /// What the model predicts: a class or a number.
+    pub task: Task,
+    /// The algorithm and its parameters.
+    pub algorithm: AlgorithmConfig,
     /// Worker threads; `None` = one per core (or `RAYON_NUM_THREADS`).
     pub threads: Option<usize>,
     /// Directory of parsed datasets kept between runs (see [`crate::cache`]); `None` reads
@@ -78,20 +117,44 @@ impl TrainConfig {
                 format!("must be in [0, 1), got {fraction}"),
             );
         }
-        let p = &self.params;
-        if p.max_iterations == 0 {
-            return invalid("--max-iterations", "must be at least 1".into());
-        }
-        if !(p.l2_penalty.is_finite() && p.l2_penalty >= 0.0) {
+        if self.algorithm.task() != self.task {
             return invalid(
-                "--l2-penalty",
-                format!("must be a finite number >= 0, got {}", p.l2_penalty),
+                "--task",
+                format!(
+                    "--algorithm {} does {}; give --task {} (or another algorithm)",
+                    self.algorithm.flag_name(),
+                    self.algorithm.task().as_str(),
+                    self.algorithm.task().as_str()
+                ),
             );
         }
-        if !(p.tolerance.is_finite() && p.tolerance > 0.0) {
+        let (max_iterations, l2_penalty, tolerance) = match &self.algorithm {
+            AlgorithmConfig::LogisticRegression { params, .. } => {
+                (params.max_iterations, params.l2_penalty, params.tolerance)
+            }
+            AlgorithmConfig::LinearRegression(params) => {
+                if !(params.l1_ratio.is_finite() && (0.0..=1.0).contains(&params.l1_ratio)) {
+                    return invalid(
+                        "--l1-ratio",
+                        format!("must be in [0, 1], got {}", params.l1_ratio),
+                    );
+                }
+                (params.max_iterations, params.l2_penalty, params.tolerance)
+            }
+        };
+        if max_iterations == 0 {
+            return invalid("--max-iterations", "must be at least 1".into());
+        }
+        if !(l2_penalty.is_finite() && l2_penalty >= 0.0) {
+            return invalid(
+                "--l2-penalty",
+                format!("must be a finite number >= 0, got {l2_penalty}"),
+            );
+        }
+        if !(tolerance.is_finite() && tolerance > 0.0) {
             return invalid(
                 "--tolerance",
-                format!("must be a finite number > 0, got {}", p.tolerance),
+                format!("must be a finite number > 0, got {tolerance}"),
             );
         }
         if self.threads == Some(0) {

@@ -2,13 +2,15 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kubetrain_api::{Progress, TrainerEvent, TrainerResults};
+use kubetrain_api::{FeatureWeight, Progress, TrainerEvent, TrainerResults};
 use serde::{Deserialize, Serialize};
 
-use super::config::{TrainConfig, Validation};
+use super::config::{AlgorithmConfig, TrainConfig, Validation};
 use crate::fingerprint::Fingerprint;
 use crate::metrics::Evaluation;
-use crate::solver::{Fitted, SolverKind};
+
+/// How many of the weightiest features go into the run's status.
+pub const TOP_FEATURES: usize = 5;
 
 /// Version of the summary layout; bumped only on incompatible changes.
 pub const SUMMARY_VERSION: u32 = 1;
@@ -34,7 +36,7 @@ pub struct TrainingData {
     pub fingerprint: Fingerprint,
     /// Feature columns used, in model order.
     pub features: Vec<String>,
-    /// Class labels, in model order.
+    /// Class labels, in model order (empty for regression).
     pub classes: Vec<String>,
     /// Rows the model was fit on.
     pub train_rows: u64,
@@ -46,14 +48,11 @@ pub struct TrainingData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ParamsSummary {
-    /// `lbfgs` or `linfa`.
-    pub solver: SolverKind,
-    /// Iteration budget.
-    pub max_iterations: u64,
-    /// α (1/C).
-    pub l2_penalty: f64,
-    /// Per-row gradient-norm tolerance.
-    pub tolerance: f64,
+    /// `classification` or `regression`.
+    pub task: kubetrain_api::Task,
+    /// `algorithm` (`logisticRegression`, `linearRegression`) and its parameters.
+    #[serde(flatten)]
+    pub algorithm: AlgorithmConfig,
     /// Label column.
     pub label_column: String,
     /// Validation fraction, when validating on held-out rows.
@@ -71,13 +70,17 @@ pub struct ParamsSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FitSummary {
-    /// L-BFGS iterations (absent for linfa, which does not report them).
+    /// Solver iterations: L-BFGS iterations, coordinate-descent passes, 1 for an exact solve
+    /// (absent for linfa, which does not report them).
     pub iterations: Option<u64>,
+    /// The iteration budget in force (`maxIterations`, or 1 for an exact solve).
+    pub iteration_limit: u64,
     /// Whether the gradient tolerance was reached.
     pub converged: bool,
     /// Why the solver stopped.
     pub stop_reason: String,
-    /// Objective value at the solution: Σ logloss + α/2 ‖W‖².
+    /// Objective value at the solution, summed over the training rows: Σ logloss + α/2 ‖W‖²
+    /// for logistic regression, the penalised half sum of squares for linear regression.
     pub objective: f64,
     /// Passes over the training data.
     pub evaluations: Option<u64>,
@@ -116,6 +119,9 @@ pub struct TrainSummary {
     pub evaluated_on: String,
     /// Evaluation on those rows.
     pub metrics: Evaluation,
+    /// Every feature with its weight in the model, largest magnitude first (see
+    /// `kubetrain_model::Model::feature_weights`).
+    pub feature_weights: Vec<FeatureWeight>,
     /// How the fit ended.
     pub fit: FitSummary,
     /// Timings.
@@ -128,27 +134,47 @@ pub(super) struct Parts<'a> {
     pub dataset: TrainingData,
     pub validation_dataset: Option<Fingerprint>,
     pub metrics: Evaluation,
+    pub feature_weights: Vec<FeatureWeight>,
     pub evaluated_on: &'static str,
-    pub fitted: &'a Fitted,
+    pub fit: FitSummary,
     pub timings: Timings,
 }
 
 impl TrainSummary {
-    /// The objective at the solution per training row (mean log loss plus the L2 term): the
-    /// quantity progress reports as `loss` while training.
+    /// The objective at the solution per training row (e.g. mean log loss plus the L2 term):
+    /// the quantity progress reports as `loss` while training.
     pub fn training_loss(&self) -> f64 {
         self.fit.objective / self.dataset.train_rows.max(1) as f64
     }
 
     /// The status fields the trainer owns after this successful attempt, observed at `now`.
     pub fn results(&self, now: Timestamp) -> TrainerResults {
-        let m = &self.metrics;
-        let macro_f1 = if m.per_class.is_empty() {
-            None
-        } else {
-            Some(m.per_class.iter().map(|c| c.f1).sum::<f64>() / m.per_class.len() as f64)
+        let total = self.fit.iteration_limit;
+        let (score_name, score) = self.metrics.score();
+        let mut metrics = kubetrain_api::Metrics {
+            evaluated_on: Some(self.evaluated_on.clone()),
+            score: Some(score),
+            score_name: Some(score_name.to_owned()),
+            validation_rows: Some(self.metrics.rows()),
+            training_loss: Some(self.training_loss()),
+            iterations: self.fit.iterations,
+            converged: Some(self.fit.converged),
+            ..Default::default()
         };
-        let total = self.params.max_iterations;
+        match &self.metrics {
+            Evaluation::Classification(m) => {
+                metrics.accuracy = Some(m.accuracy);
+                metrics.log_loss = Some(m.log_loss);
+                metrics.macro_f1 = (!m.per_class.is_empty()).then(|| {
+                    m.per_class.iter().map(|c| c.f1).sum::<f64>() / m.per_class.len() as f64
+                });
+            }
+            Evaluation::Regression(m) => {
+                metrics.rmse = Some(m.rmse);
+                metrics.mae = Some(m.mae);
+                metrics.r2 = Some(m.r2);
+            }
+        }
         TrainerResults {
             progress: Progress {
                 iteration: self.fit.iterations.unwrap_or(total),
@@ -158,16 +184,7 @@ impl TrainSummary {
                 estimated_remaining_seconds: Some(0.0),
                 updated: Some(Time(now)),
             },
-            metrics: kubetrain_api::Metrics {
-                evaluated_on: Some(self.evaluated_on.clone()),
-                accuracy: Some(m.accuracy),
-                log_loss: Some(m.log_loss),
-                macro_f1,
-                validation_rows: Some(m.rows),
-                training_loss: Some(self.training_loss()),
-                iterations: self.fit.iterations,
-                converged: Some(self.fit.converged),
-            },
+            metrics,
             model: kubetrain_api::ModelRef {
                 uri: self.model.uri.clone(),
                 sha256: self.model.sha256.clone(),
@@ -179,6 +196,12 @@ impl TrainSummary {
                 classes: self.dataset.classes.len() as u64,
                 sha256: self.dataset.fingerprint.sha256.clone(),
             },
+            top_features: self
+                .feature_weights
+                .iter()
+                .take(TOP_FEATURES)
+                .cloned()
+                .collect(),
         }
     }
 
@@ -200,10 +223,8 @@ impl TrainSummary {
             format_version: SUMMARY_VERSION,
             model: parts.model,
             params: ParamsSummary {
-                solver: config.solver,
-                max_iterations: config.params.max_iterations,
-                l2_penalty: config.params.l2_penalty,
-                tolerance: config.params.tolerance,
+                task: config.task,
+                algorithm: config.algorithm.clone(),
                 label_column: config.label_column.clone(),
                 validation_fraction,
                 seed,
@@ -213,13 +234,8 @@ impl TrainSummary {
             validation_dataset: parts.validation_dataset,
             evaluated_on: parts.evaluated_on.to_string(),
             metrics: parts.metrics,
-            fit: FitSummary {
-                iterations: parts.fitted.iterations,
-                converged: parts.fitted.converged,
-                stop_reason: parts.fitted.stop_reason.clone(),
-                objective: parts.fitted.objective,
-                evaluations: parts.fitted.evaluations,
-            },
+            feature_weights: parts.feature_weights,
+            fit: parts.fit,
             timings: parts.timings,
         }
     }

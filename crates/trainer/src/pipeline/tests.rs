@@ -3,6 +3,7 @@ use std::path::Path;
 
 use super::*;
 use crate::error::ErrorClass;
+use crate::metrics::ClassificationMetrics;
 use crate::progress::NoProgress;
 use crate::solver::{FitParams, SolverKind};
 
@@ -20,14 +21,33 @@ fn config(data: &str, out: &Path) -> TrainConfig {
             seed: 7,
         },
         output: out.to_str().unwrap().to_string(),
-        solver: SolverKind::Lbfgs,
-        params: FitParams {
-            max_iterations: 200,
-            l2_penalty: 1.0,
-            tolerance: 1e-4,
+        task: kubetrain_api::Task::Classification,
+        algorithm: AlgorithmConfig::LogisticRegression {
+            solver: SolverKind::Lbfgs,
+            params: FitParams {
+                max_iterations: 200,
+                l2_penalty: 1.0,
+                tolerance: 1e-4,
+            },
         },
         threads: Some(2),
         dataset_cache: None,
+    }
+}
+
+/// The classification metrics of a summary.
+fn classified(summary: &TrainSummary) -> &ClassificationMetrics {
+    match &summary.metrics {
+        Evaluation::Classification(m) => m,
+        Evaluation::Regression(m) => panic!("a classifier's summary has {m:?}"),
+    }
+}
+
+/// The logistic parameters of a configuration, to change.
+fn logistic(config: &mut TrainConfig) -> &mut FitParams {
+    match &mut config.algorithm {
+        AlgorithmConfig::LogisticRegression { params, .. } => params,
+        AlgorithmConfig::LinearRegression(_) => panic!("a logistic configuration"),
     }
 }
 
@@ -57,7 +77,7 @@ fn trains_writes_model_and_summary_then_predicts() {
     assert_eq!(summary.dataset.train_rows, 364);
     assert_eq!(summary.dataset.classes, ["0", "1"]);
     assert_eq!(summary.evaluated_on, "validation");
-    assert!(summary.metrics.accuracy > 0.9, "{:?}", summary.metrics);
+    assert!(classified(&summary).accuracy > 0.9, "{:?}", summary.metrics);
     let written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(written["dataset"]["sha256"].as_str().unwrap().len(), 64);
@@ -71,7 +91,11 @@ fn trains_writes_model_and_summary_then_predicts() {
         threads: None,
     })
     .unwrap();
-    assert_eq!(predictions.predicted.len(), 114);
+    let Prediction::Probabilities(probabilities) = &predictions.prediction else {
+        panic!("a classifier predicts probabilities")
+    };
+    assert_eq!(probabilities.nrows(), 114);
+    assert_eq!(predictions.regression, None);
     assert!(
         predictions.accuracy.unwrap() >= 0.95,
         "{:?}",
@@ -112,11 +136,11 @@ fn validation_file_and_fraction_zero() {
     assert_eq!(summary.dataset.train_rows, 1437);
     assert_eq!(summary.validation_dataset.as_ref().unwrap().rows, 360);
     assert!(
-        summary.metrics.accuracy >= 0.956,
+        classified(&summary).accuracy >= 0.956,
         "{}",
-        summary.metrics.accuracy
+        classified(&summary).accuracy
     );
-    assert_eq!(summary.metrics.confusion_matrix.len(), 10);
+    assert_eq!(classified(&summary).confusion_matrix.len(), 10);
 
     let mut everything = config(&dataset("breast_cancer_train.csv"), &dir.path().join("z"));
     everything.validation = Validation::Fraction {
@@ -126,7 +150,7 @@ fn validation_file_and_fraction_zero() {
     let summary = train(&everything, &NoProgress).unwrap();
     assert_eq!(summary.dataset.train_rows, 455);
     assert_eq!(summary.evaluated_on, "training");
-    assert!(summary.metrics.accuracy > 0.97);
+    assert!(classified(&summary).accuracy > 0.97);
 }
 
 #[test]
@@ -237,13 +261,13 @@ fn invalid_parameters_name_the_flag() {
     };
     cases.push((c, "--validation-fraction"));
     let mut c = base.clone();
-    c.params.l2_penalty = -1.0;
+    logistic(&mut c).l2_penalty = -1.0;
     cases.push((c, "--l2-penalty"));
     let mut c = base.clone();
-    c.params.tolerance = 0.0;
+    logistic(&mut c).tolerance = 0.0;
     cases.push((c, "--tolerance"));
     let mut c = base.clone();
-    c.params.max_iterations = 0;
+    logistic(&mut c).max_iterations = 0;
     cases.push((c, "--max-iterations"));
     let mut c = base.clone();
     c.feature_columns = Some(vec!["f0".into(), "f0".into()]);
@@ -371,4 +395,135 @@ fn an_unusable_dataset_cache_only_costs_the_speed_up() {
     config.dataset_cache = Some(blocked.join("datasets"));
     let summary = train(&config, &NoProgress).unwrap();
     assert_eq!(summary.dataset.fingerprint.rows, 455);
+}
+
+fn regression_config(data: &str, out: &Path) -> TrainConfig {
+    TrainConfig {
+        label_column: "target".into(),
+        validation: Validation::Data {
+            uri: dataset("diabetes_test.csv"),
+        },
+        task: kubetrain_api::Task::Regression,
+        algorithm: AlgorithmConfig::LinearRegression(crate::LinearParams {
+            l2_penalty: 1.0,
+            l1_ratio: 0.0,
+            fit_intercept: true,
+            max_iterations: 1000,
+            tolerance: 1e-4,
+        }),
+        ..config(data, out)
+    }
+}
+
+#[test]
+fn ridge_on_diabetes_scores_as_scikit_learn_and_predicts_the_same_after_reloading() {
+    // tests/data/README.md: scikit-learn's Ridge(alpha=1.0) on standardized features scores
+    // R² 0.3311, RMSE 58.57 on diabetes_test.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ridge");
+    let summary = train(
+        &regression_config(&dataset("diabetes_train.csv"), &out),
+        &NoProgress,
+    )
+    .unwrap();
+    let Evaluation::Regression(m) = &summary.metrics else {
+        panic!("a regressor's summary: {:?}", summary.metrics)
+    };
+    assert!((m.r2 - 0.3311).abs() < 0.001, "{m:?}");
+    assert!((m.rmse - 58.57).abs() < 0.05, "{m:?}");
+    assert!(summary.dataset.classes.is_empty());
+    let results = summary.results("2026-01-01T00:00:00Z".parse().unwrap());
+    assert_eq!(results.metrics.score_name.as_deref(), Some("r2"));
+    assert_eq!(results.metrics.r2, Some(m.r2));
+    assert_eq!(results.metrics.accuracy, None);
+    assert_eq!(results.dataset.classes, 0);
+    // The weightiest standardized coefficients: s5 (ltg) and bmi, as scikit-learn's
+    // (crates/trainer/src/least_squares/tests.rs).
+    let top: Vec<&str> = results
+        .top_features
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(top, ["s5", "bmi", "s1", "bp", "sex"]);
+    assert_eq!(summary.feature_weights.len(), 10);
+
+    let predictions = predict(&PredictConfig {
+        model: out.join("model.json").to_str().unwrap().into(),
+        data: dataset("diabetes_test.csv"),
+        label_column: None,
+        threads: None,
+    })
+    .unwrap();
+    assert_eq!(predictions.regression.as_ref(), Some(m));
+    assert_eq!(predictions.accuracy, None);
+    assert!(predictions.classes.is_empty());
+    let Prediction::Values(values) = &predictions.prediction else {
+        panic!("a regressor predicts values")
+    };
+    assert_eq!(values.len(), 89);
+}
+
+#[test]
+fn every_non_numeric_target_fails_as_bad_input_naming_its_row() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bad, row) in [("abc", 3), ("", 2), ("NaN", 1), ("1e999", 3)] {
+        let data = dir.path().join("bad.csv");
+        let mut text = String::from("a,b,target\n");
+        for r in 1..=4 {
+            let value = if r == row {
+                bad.to_owned()
+            } else {
+                format!("{r}.5")
+            };
+            text.push_str(&format!("{r},{},{value}\n", r * 2));
+        }
+        std::fs::write(&data, text).unwrap();
+        let mut c = regression_config(data.to_str().unwrap(), &dir.path().join("out"));
+        c.validation = Validation::Fraction {
+            fraction: 0.0,
+            seed: 0,
+        };
+        let error = train(&c, &NoProgress).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::BadInput, "{error}");
+        let text = error.to_string();
+        // An empty label is the parser's own missing-label error; the others are ours.
+        assert!(
+            text.contains(&format!("row {row} (line {})", row + 1)),
+            "{bad:?}: {text}"
+        );
+        assert!(text.contains("'target'"), "{bad:?}: {text}");
+        assert!(files_in(&dir.path().join("out")).is_empty());
+    }
+}
+
+#[test]
+fn an_algorithm_on_the_wrong_task_is_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut linear = regression_config(&dataset("diabetes_train.csv"), dir.path());
+    linear.task = kubetrain_api::Task::Classification;
+    let error = train(&linear, &NoProgress).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("--task: --algorithm linear-regression does regression"),
+        "{error}"
+    );
+    let mut logistic = config(&dataset("breast_cancer_train.csv"), dir.path());
+    logistic.task = kubetrain_api::Task::Regression;
+    let error = train(&logistic, &NoProgress).unwrap_err();
+    assert!(
+        error.to_string().contains("--task classification"),
+        "{error}"
+    );
+    let mut ratio = regression_config(&dataset("diabetes_train.csv"), dir.path());
+    if let AlgorithmConfig::LinearRegression(p) = &mut ratio.algorithm {
+        p.l1_ratio = 1.5;
+    }
+    let error = train(&ratio, &NoProgress).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("--l1-ratio: must be in [0, 1]"),
+        "{error}"
+    );
 }

@@ -62,7 +62,8 @@ impl FromStr for SolverKind {
 }
 
 /// Hyperparameters of a fit.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FitParams {
     /// L-BFGS iteration budget.
     pub max_iterations: u64,
@@ -150,5 +151,4 @@ pub(crate) fn unflatten(w: &[f64], outputs: usize, features: usize) -> (Array2<f
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -10,7 +10,7 @@ use crate::labels;
 use crate::progress::{Iteration, NoProgress};
 use kubetrain_model::ClassSet;
 use kubetrain_model::Scaler;
-use kubetrain_model::{Model, argmax_rows};
+use kubetrain_model::{LogisticRegression, argmax_rows};
 
 pub(crate) fn dataset_path(name: &str) -> String {
     format!("{}/../../tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -67,7 +67,7 @@ fn test_accuracy(train: &str, test: &str, kind: SolverKind) -> (f64, Fitted) {
         tolerance: 1e-4,
     };
     let fitted = fit_on(kind, &data, &params, &NoProgress);
-    let model = Model::from_fit(
+    let model = LogisticRegression::from_fit(
         "label",
         data.names.clone(),
         &data.classes,
