@@ -318,14 +318,16 @@ pub struct LinearRegression {
     #[serde(default = "default_true")]
     pub fit_intercept: bool,
 
-    /// Upper bound on coordinate-descent passes over the features (used when `l1Ratio` > 0;
-    /// ridge is solved exactly).
+    /// Upper bound on coordinate-descent passes over the features. Ridge (`l1Ratio` 0) is
+    /// solved exactly in one step unless its system is singular (no penalty and collinear
+    /// features), which coordinate descent then solves.
     #[serde(default = "default_linear_max_iterations")]
     #[schemars(range(min = 1, max = 1000000))]
     pub max_iterations: u32,
 
-    /// Convergence tolerance of coordinate descent: it stops when the duality gap falls below
-    /// `tolerance · ‖y‖²` (scikit-learn's `tol`).
+    /// Convergence tolerance of coordinate descent: with an L1 share it stops when the
+    /// duality gap falls below `tolerance · ‖y‖²` (scikit-learn's `tol`); without one, when
+    /// the gradient's largest entry falls below `tolerance` times that of the first pass.
     #[serde(default = "default_tolerance")]
     #[x_kube(validation = Rule::new("self > 0.0").message("must be greater than 0"))]
     pub tolerance: f64,

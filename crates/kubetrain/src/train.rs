@@ -222,6 +222,31 @@ fn train_config(args: &TrainArgs) -> Result<TrainConfig, TrainError> {
             seed: args.seed,
         },
     };
+    let linear_only = [
+        ("--l1-ratio", args.l1_ratio != 0.0),
+        ("--fit-intercept", !args.fit_intercept),
+    ];
+    match args.algorithm {
+        AlgorithmArg::LogisticRegression => {
+            if let Some((flag, _)) = linear_only.iter().find(|(_, given)| *given) {
+                return Err(TrainError::InvalidParameter {
+                    field: flag,
+                    message: "is a parameter of --algorithm linear-regression".into(),
+                });
+            }
+        }
+        AlgorithmArg::LinearRegression => {
+            if !matches!(args.solver, SolverArg::Lbfgs) {
+                return Err(TrainError::InvalidParameter {
+                    field: "--solver",
+                    message: "chooses the solver of --algorithm logistic-regression; linear \
+                              regression solves ridge exactly and an L1 share by coordinate \
+                              descent"
+                        .into(),
+                });
+            }
+        }
+    }
     let algorithm = match args.algorithm {
         AlgorithmArg::LogisticRegression => AlgorithmConfig::LogisticRegression {
             solver: match args.solver {

@@ -182,6 +182,22 @@ fn an_algorithm_on_the_wrong_task_exits_65_naming_the_flag() {
     assert_eq!(run.status.code(), Some(65), "{stderr}");
     assert!(stderr.starts_with("error: --task: "), "{stderr}");
     assert!(files_in(&dir.path().join("out")).is_empty());
+    // A parameter of the other algorithm is refused, not ignored.
+    let run = kubetrain(&[
+        "train",
+        "--l1-ratio",
+        "0.5",
+        "--data",
+        &data_arg("breast_cancer_train.csv"),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --l1-ratio: is a parameter of --algorithm linear-regression"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -192,9 +192,15 @@ fn field(path: &str, message: String) -> FieldError {
 /// messages; `tests::every_creation_rule_is_checked` keeps this list in step with the CRD.
 fn rules(spec: &TrainingRunSpec) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    let mut rule = |ok: bool, path: &str, shown: &str, message: &str| {
+    // A rule on an object (or array) shows no value, as the API server words it since
+    // Kubernetes 1.35 (`field.OmitValueType`); a rule on a scalar shows the value.
+    let mut rule = |ok: bool, path: &str, shown: Option<&str>, message: &str| {
         if !ok {
-            errors.push(field(path, format!("Invalid value: {shown}: {message}")));
+            let text = match shown {
+                Some(value) => format!("Invalid value: {value}: {message}"),
+                None => format!("Invalid value: {message}"),
+            };
+            errors.push(field(path, text));
         }
     };
     rule(
@@ -207,28 +213,27 @@ fn rules(spec: &TrainingRunSpec) -> Vec<FieldError> {
         .count()
             == 1,
         "spec.algorithm",
-        "\"object\"",
+        None,
         ALGORITHM_RULE,
     );
-    // Rules with a fieldPath name that field; the value shown is the type of the object
-    // the rule is written on, as the API server shows it.
+    // Rules with a fieldPath name that field; the rule is on the spec object, so no value.
     rule(
         spec.algorithm.linear_regression.is_none() || spec.task == Task::Regression,
         "spec.task",
-        "\"object\"",
+        None,
         LINEAR_NEEDS_REGRESSION,
     );
     rule(
         spec.algorithm.logistic_regression.is_none() || spec.task == Task::Classification,
         "spec.task",
-        "\"object\"",
+        None,
         LOGISTIC_NEEDS_CLASSIFICATION,
     );
     if let Some(lr) = &spec.algorithm.logistic_regression {
         rule(
             lr.tolerance > 0.0,
             "spec.algorithm.logisticRegression.tolerance",
-            &lr.tolerance.to_string(),
+            Some(&lr.tolerance.to_string()),
             "must be greater than 0",
         );
     }
@@ -236,7 +241,7 @@ fn rules(spec: &TrainingRunSpec) -> Vec<FieldError> {
         rule(
             lr.tolerance > 0.0,
             "spec.algorithm.linearRegression.tolerance",
-            &lr.tolerance.to_string(),
+            Some(&lr.tolerance.to_string()),
             "must be greater than 0",
         );
     }
@@ -244,7 +249,7 @@ fn rules(spec: &TrainingRunSpec) -> Vec<FieldError> {
     rule(
         !(dataset.validation_uri.is_some() && dataset.validation_fraction.is_some_and(|f| f > 0.0)),
         "spec.dataset",
-        "\"object\"",
+        None,
         "set either validationFraction or validationUri, not both",
     );
     rule(
@@ -253,14 +258,14 @@ fn rules(spec: &TrainingRunSpec) -> Vec<FieldError> {
             .as_ref()
             .is_some_and(|columns| columns.contains(&dataset.label_column)),
         "spec.dataset",
-        "\"object\"",
+        None,
         "featureColumns must not contain the labelColumn",
     );
     if let Some(fraction) = dataset.validation_fraction {
         rule(
             fraction < 1.0,
             "spec.dataset.validationFraction",
-            &fraction.to_string(),
+            Some(&fraction.to_string()),
             "must be in [0, 1): at least one row must be left to train on",
         );
     }

@@ -41,7 +41,8 @@ pub struct LinearRegression {
     pub scaler: Scaler,
     /// One coefficient per feature, in standardized feature space.
     pub coefficients: Vec<f64>,
-    /// The prediction for a row at the training mean.
+    /// `b`: the prediction for a row at the training mean (0 for a model fit without an
+    /// intercept).
     pub intercept: f64,
 }
 

@@ -10,8 +10,8 @@
 //!
 //! # Method
 //! Both solvers work on the Gram matrix `G = XᵀX` and `q = Xᵀy` (one parallel pass over the
-//! data, `p²/2` dot products; `8p²` bytes), so their cost after that pass does not depend on
-//! the number of rows:
+//! data, `p²/2` dot products; `8p²` bytes, plus a contiguous copy of the features), so their
+//! cost after that pass does not depend on the number of rows:
 //! - `ρ = 0`: the normal equations `(G + αI) w = q`, solved exactly by Cholesky
 //!   factorisation. When `G + αI` is singular (`α = 0` with collinear or constant features)
 //!   it falls back to coordinate descent, which finds a least-squares solution.
@@ -20,8 +20,8 @@
 //!   2010, section 2.2), stopped as scikit-learn's `enet_coordinate_descent_gram` stops: once a
 //!   pass changes no coefficient by more than `tolerance` of the largest, the duality gap is
 //!   computed and the fit has converged when it is below `tolerance · ‖y‖²`. Without an L1
-//!   term (the singular ridge fallback) the gap is not defined, and that first condition is
-//!   the stopping rule.
+//!   term (the singular ridge fallback) the gap is not defined: the fit has converged when
+//!   the gradient `q − Gw − αw` has no entry above `tolerance · ‖q‖∞`.
 //!
 //! The intercept is not penalised: with `fit_intercept` the features arrive centred and `y` is
 //! centred here, so `b` is the mean of `y`.
@@ -59,6 +59,8 @@ pub struct LinearFit {
     pub intercept: f64,
     /// Coordinate-descent passes (1 for an exact solve).
     pub iterations: u64,
+    /// The pass budget in force: `max_iterations`, or 1 for an exact solve.
+    pub iteration_limit: u64,
     /// Whether the solution meets the tolerance (always, for an exact solve).
     pub converged: bool,
     /// How the solver ended, in words.
@@ -111,6 +113,7 @@ pub fn fit(
             coefficients,
             intercept,
             iterations: 1,
+            iteration_limit: 1,
             converged: true,
             stop_reason: "solved exactly (Cholesky factorisation of the normal equations)".into(),
             objective,
@@ -241,6 +244,7 @@ impl Normal {
         let mut gap = f64::INFINITY;
         let mut iterations = 0;
         let mut converged = false;
+        let q_max = self.q.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         while iterations < total {
             iterations += 1;
             let (mut w_max, mut d_max) = (0.0f64, 0.0f64);
@@ -267,8 +271,11 @@ impl Normal {
             let settled = w_max == 0.0 || d_max / w_max < params.tolerance;
             if l1 == 0.0 {
                 // No L1 term (a singular ridge system): the duality gap below is the elastic
-                // net's and is not defined without one; a pass that moves nothing settles it.
-                converged = settled;
+                // net's and is not defined without one; the gradient is.
+                let gradient = (0..p)
+                    .map(|j| (self.q[j] - h[j] - l2 * w[j]).abs())
+                    .fold(0.0f64, f64::max);
+                converged = gradient <= params.tolerance * q_max;
             } else if settled || last {
                 gap = self.duality_gap(&w, &h, l1, l2);
                 converged = gap < params.tolerance * self.y_norm2;
@@ -287,13 +294,13 @@ impl Normal {
             }
         }
         let stop_reason = if converged && l1 == 0.0 {
-            format!(
-                "no coefficient moved by more than tolerance × the largest in pass {iterations}"
-            )
+            format!("gradient below tolerance × ‖Xᵀy‖∞ after {iterations} passes")
         } else if converged {
             format!("duality gap {gap:.3e} below tolerance × ‖y‖² after {iterations} passes")
         } else if l1 == 0.0 {
-            format!("maxIterations ({total}) reached before the coefficients settled")
+            format!(
+                "maxIterations ({total}) reached before the gradient fell below tolerance × ‖Xᵀy‖∞"
+            )
         } else {
             format!(
                 "maxIterations ({total}) reached; duality gap {gap:.3e} is above tolerance × ‖y‖² ({:.3e})",
@@ -305,6 +312,7 @@ impl Normal {
             coefficients: w,
             intercept: 0.0,
             iterations,
+            iteration_limit: total,
             converged,
             stop_reason,
         }

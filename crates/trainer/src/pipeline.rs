@@ -212,10 +212,16 @@ pub fn predict(config: &PredictConfig) -> Result<Predictions, TrainError> {
                 .count();
             accuracy = Some(correct as f64 / truth.len().max(1) as f64);
         }
-        (Some(raw), Prediction::Values(values), _) => {
-            let truth = targets::numeric(raw).map_err(|e| TrainError::data(&config.data, e))?;
-            regression = Some(RegressionMetrics::compute(&values.to_vec(), &truth));
-        }
+        (Some(raw), Prediction::Values(values), _) => match targets::numeric(raw) {
+            Ok(truth) => regression = Some(RegressionMetrics::compute(&values.to_vec(), &truth)),
+            // Asked to score against this column: its values must be numbers.
+            Err(e) if config.label_column.is_some() => {
+                return Err(TrainError::data(&config.data, e));
+            }
+            // Found by the model's name only: a column that is not all numbers (targets not
+            // known yet) is not scored, and the predictions are still made.
+            Err(e) => tracing::info!(error = %e, "not scoring against the target column"),
+        },
         _ => {}
     }
     Ok(Predictions {

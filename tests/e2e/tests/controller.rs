@@ -383,12 +383,12 @@ async fn invalid_specs_are_refused_with_the_field_path(env: &TestEnv) -> Result<
         (
             "classification",
             linear.clone(),
-            format!("spec.task: Invalid value: \"object\": {LINEAR_NEEDS_REGRESSION}"),
+            format!("spec.task: Invalid value: {LINEAR_NEEDS_REGRESSION}"),
         ),
         (
             "regression",
             json!({"logisticRegression": {}}),
-            format!("spec.task: Invalid value: \"object\": {LOGISTIC_NEEDS_CLASSIFICATION}"),
+            format!("spec.task: Invalid value: {LOGISTIC_NEEDS_CLASSIFICATION}"),
         ),
         (
             "regression",
@@ -398,7 +398,7 @@ async fn invalid_specs_are_refused_with_the_field_path(env: &TestEnv) -> Result<
         (
             "regression",
             json!({"linearRegression": {}, "logisticRegression": {}}),
-            format!("spec.algorithm: Invalid value: \"object\": {ALGORITHM_RULE}"),
+            format!("spec.algorithm: Invalid value: {ALGORITHM_RULE}"),
         ),
     ] {
         let mut manifest = run_manifest("bad-task", &env.bucket, &ns.name, json!({}));

@@ -142,12 +142,13 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             operation: Operation::new(Method::POST, "/v1/namespaces/{namespace}/trainingruns/{name}/predict", "predict", "runs")
-                .summary("Classify rows with the run's model")
+                .summary("Predict rows with the run's model")
                 .description(
                     "Each row holds the raw values of the model's featureNames, in that order \
-                     (the training columns without the label). Answers the predicted class label \
-                     of each row and the probabilities in classLabels order, exactly as \
-                     `kubetrain predict` computes them.",
+                     (the training columns without the label). A classifier answers the \
+                     predicted class label of each row and the probabilities in classLabels \
+                     order; a regressor answers the predicted value of each row (values); \
+                     exactly as `kubetrain predict` computes them.",
                 )
                 .request(json::<predict::PredictRequest>())
                 .reply(200, "The predictions.", json::<predict::PredictResponse>())

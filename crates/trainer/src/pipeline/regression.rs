@@ -70,11 +70,7 @@ pub(super) fn fit(
         evaluated_on,
         fit: FitSummary {
             iterations: Some(solved.iterations),
-            iteration_limit: if solved.iterations == 1 && solved.converged {
-                1
-            } else {
-                params.max_iterations
-            },
+            iteration_limit: solved.iteration_limit,
             converged: solved.converged,
             stop_reason: solved.stop_reason,
             objective: solved.objective,

@@ -12,8 +12,9 @@ use crate::metrics::Evaluation;
 /// How many of the weightiest features go into the run's status.
 pub const TOP_FEATURES: usize = 5;
 
-/// Version of the summary layout; bumped only on incompatible changes.
-pub const SUMMARY_VERSION: u32 = 1;
+/// Version of the summary layout; bumped only on incompatible changes (2: `params` names its
+/// `algorithm` and `task`, `metrics` are the task's, `featureWeights`).
+pub const SUMMARY_VERSION: u32 = 2;
 
 /// Where the model went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,7 +76,8 @@ pub struct FitSummary {
     pub iterations: Option<u64>,
     /// The iteration budget in force (`maxIterations`, or 1 for an exact solve).
     pub iteration_limit: u64,
-    /// Whether the gradient tolerance was reached.
+    /// Whether the solver met its tolerance (gradient norm, duality gap or settled
+    /// coefficients; always for an exact solve).
     pub converged: bool,
     /// Why the solver stopped.
     pub stop_reason: String,

@@ -527,3 +527,45 @@ fn an_algorithm_on_the_wrong_task_is_refused_naming_the_flag() {
         "{error}"
     );
 }
+
+#[test]
+fn a_target_column_not_yet_known_is_predicted_not_scored_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ridge");
+    let mut c = regression_config(&dataset("diabetes_train.csv"), &out);
+    c.validation = Validation::Fraction {
+        fraction: 0.0,
+        seed: 0,
+    };
+    train(&c, &NoProgress).unwrap();
+    let unknown = dir.path().join("new.csv");
+    let test = std::fs::read_to_string(dataset("diabetes_test.csv")).unwrap();
+    let mut lines: Vec<String> = test.lines().map(str::to_owned).collect();
+    // Rows whose outcome is not known yet: an empty or NA target.
+    for line in &mut lines[1..4] {
+        let cut = line.rfind(',').unwrap();
+        line.truncate(cut + 1);
+        line.push_str("NA");
+    }
+    std::fs::write(&unknown, lines.join("\n")).unwrap();
+    let mut ask = PredictConfig {
+        model: out.join("model.json").to_str().unwrap().into(),
+        data: unknown.to_str().unwrap().into(),
+        label_column: None,
+        threads: None,
+    };
+    let predictions = predict(&ask).unwrap();
+    assert_eq!(predictions.regression, None);
+    let Prediction::Values(values) = &predictions.prediction else {
+        panic!("a regressor predicts values")
+    };
+    assert_eq!(values.len(), 89);
+    ask.label_column = Some("target".into());
+    let error = predict(&ask).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("row 1 (line 2), column 'target': 'NA'"),
+        "{error}"
+    );
+}
