@@ -327,7 +327,8 @@ pub struct LinearRegression {
 
     /// Convergence tolerance of coordinate descent: with an L1 share it stops when the
     /// duality gap falls below `tolerance · ‖y‖²` (scikit-learn's `tol`); without one, when
-    /// the gradient's largest entry falls below `tolerance` times that of the first pass.
+    /// the gradient's largest entry falls below `tolerance` times its largest entry at the
+    /// start (every coefficient 0).
     #[serde(default = "default_tolerance")]
     #[x_kube(validation = Rule::new("self > 0.0").message("must be greater than 0"))]
     pub tolerance: f64,
