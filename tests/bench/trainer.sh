@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark: `kubetrain train` against scikit-learn on the same synthetic data, in one run:
-# logistic regression (classification) and ridge regression (regression).
+# Benchmark: `kubetrain train` against scikit-learn and LightGBM on the same synthetic data, in
+# one run: logistic regression (classification), ridge regression (regression), and the tree
+# models of both tasks (tests/bench/trees.py, skipped with BENCH_TREES=0).
 #
 # Usage: tests/bench/trainer.sh            (from anywhere; needs python3 and cargo)
 #   BENCH_ROWS=200000 BENCH_FEATURES=50    data size (default 200,000 x 50, split 80/20)
@@ -37,10 +38,12 @@ repeats=${BENCH_REPEATS:-3}
 threads=${BENCH_THREADS:-2}
 mkdir -p "$work"
 
-if ! "$venv/bin/python" -c 'import numpy, pandas, sklearn, threadpoolctl' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import numpy, pandas, sklearn, threadpoolctl, lightgbm' 2>/dev/null; then
     echo "bench: creating $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check numpy pandas scikit-learn threadpoolctl
+    # LightGBM's wheel needs libgomp (Debian: libgomp1).
+    "$venv/bin/pip" install --quiet --disable-pip-version-check numpy pandas scikit-learn==1.9.1 \
+        threadpoolctl lightgbm==4.7.0
 fi
 
 echo "bench: building kubetrain (release)" >&2
@@ -200,3 +203,8 @@ print(f"{'kubetrain':<14}{kt_fit:>9.3f}{kt_total:>15.3f}{kt_r2:>10.4f}{kt_rmse:>
 print(f"ratio kubetrain/scikit-learn: fit {kt_fit / sk_fit:.2f}x, end-to-end {kt_total / sk_total:.2f}x, "
       f"R2 difference {kt_r2 - sk_r2:+.5f}")
 PY
+
+if [ "${BENCH_TREES:-1}" != 0 ]; then
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+        "$venv/bin/python" "$root/tests/bench/trees.py" "$kubetrain" "$work" "$rows" "$features" "$threads"
+fi

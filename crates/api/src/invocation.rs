@@ -124,6 +124,11 @@ fn literal(name: &str, value: &str) -> TrainerEnvVar {
     }
 }
 
+/// The trainer flag of `spec.algorithm.<member>.seed` (the seed of the tree algorithms' row
+/// and feature sampling). `--seed` is `spec.dataset.seed`, the seed of the validation split,
+/// which every algorithm has; the algorithm's seed is named after where it lives in the spec.
+pub const ALGORITHM_SEED_FLAG: &str = "--algorithm-seed";
+
 /// Arguments after the binary name: `train --data ... --out ...`.
 ///
 /// `threads` caps the trainer's worker threads (the Job passes its CPU limit). Progress goes
@@ -181,6 +186,65 @@ pub fn trainer_args(spec: &TrainingRunSpec, threads: Option<u32>) -> Vec<String>
             "--tolerance".to_owned(),
             lr.tolerance.to_string(),
         ]),
+        Some(AlgorithmRef::GradientBoostedTrees(gb)) => {
+            args.extend([
+                "--algorithm".to_owned(),
+                "gradient-boosted-trees".to_owned(),
+                "--task".to_owned(),
+                spec.task.as_str().to_owned(),
+                "--max-iterations".to_owned(),
+                gb.max_iterations.to_string(),
+                "--learning-rate".to_owned(),
+                gb.learning_rate.to_string(),
+                "--max-leaves".to_owned(),
+                gb.max_leaves.to_string(),
+            ]);
+            if let Some(depth) = gb.max_depth {
+                args.extend(["--max-depth".to_owned(), depth.to_string()]);
+            }
+            args.extend([
+                "--min-samples-leaf".to_owned(),
+                gb.min_samples_leaf.to_string(),
+                "--l2-penalty".to_owned(),
+                gb.l2_penalty.to_string(),
+                "--max-bins".to_owned(),
+                gb.max_bins.to_string(),
+                "--subsample".to_owned(),
+                gb.subsample.to_string(),
+                "--feature-fraction".to_owned(),
+                gb.feature_fraction.to_string(),
+            ]);
+            if let Some(rounds) = gb.early_stopping_rounds {
+                args.extend(["--early-stopping-rounds".to_owned(), rounds.to_string()]);
+            }
+            args.extend([ALGORITHM_SEED_FLAG.to_owned(), gb.seed.to_string()]);
+        }
+        Some(AlgorithmRef::RandomForest(rf)) => {
+            args.extend([
+                "--algorithm".to_owned(),
+                "random-forest".to_owned(),
+                "--task".to_owned(),
+                spec.task.as_str().to_owned(),
+                "--num-trees".to_owned(),
+                rf.num_trees.to_string(),
+            ]);
+            if let Some(depth) = rf.max_depth {
+                args.extend(["--max-depth".to_owned(), depth.to_string()]);
+            }
+            args.extend([
+                "--min-samples-leaf".to_owned(),
+                rf.min_samples_leaf.to_string(),
+            ]);
+            if let Some(features) = &rf.max_features {
+                args.extend(["--max-features".to_owned(), features.clone()]);
+            }
+            args.extend([
+                "--bootstrap".to_owned(),
+                rf.bootstrap.to_string(),
+                ALGORITHM_SEED_FLAG.to_owned(),
+                rf.seed.to_string(),
+            ]);
+        }
         None => {}
     }
     if let Some(threads) = threads {
@@ -291,6 +355,82 @@ mod tests {
             ),
             "{line}"
         );
+    }
+
+    #[test]
+    fn gradient_boosted_trees_name_their_algorithm_task_and_every_parameter() {
+        let args = trainer_args(
+            &spec(
+                "algorithm: {gradientBoostedTrees: {maxIterations: 50, learningRate: 0.05, \
+                 maxDepth: 6, subsample: 0.8, earlyStoppingRounds: 10, seed: 3}}\n\
+                 dataset: {uri: /d/train.csv, seed: 7}\n\
+                 output: {uri: /m/}",
+            ),
+            None,
+        );
+        let line = args.join(" ");
+        assert!(
+            line.contains(
+                "--seed 7 --algorithm gradient-boosted-trees --task classification \
+                 --max-iterations 50 --learning-rate 0.05 --max-leaves 31 --max-depth 6 \
+                 --min-samples-leaf 20 --l2-penalty 0 --max-bins 255 --subsample 0.8 \
+                 --feature-fraction 1 --early-stopping-rounds 10 --algorithm-seed 3 --progress"
+            ),
+            "{line}"
+        );
+        // Unset optional parameters are left out, so the trainer's defaults apply.
+        let args = trainer_args(
+            &spec(
+                "algorithm: {gradientBoostedTrees: {}}\ntask: regression\n\
+                 dataset: {uri: /d/train.csv}\noutput: {uri: /m/}",
+            ),
+            None,
+        );
+        let line = args.join(" ");
+        assert!(line.contains("--task regression"), "{line}");
+        assert!(!line.contains("--max-depth"), "{line}");
+        assert!(!line.contains("--early-stopping-rounds"), "{line}");
+        assert!(line.contains("--algorithm-seed 0"), "{line}");
+    }
+
+    #[test]
+    fn random_forest_names_its_algorithm_task_and_every_parameter() {
+        let args = trainer_args(
+            &spec(
+                "algorithm: {randomForest: {numTrees: 300, maxDepth: 12, minSamplesLeaf: 5, \
+                 maxFeatures: '0.33', bootstrap: false, seed: 11}}\n\
+                 task: regression\n\
+                 dataset: {uri: /d/train.csv, labelColumn: target}\n\
+                 output: {uri: /m/}",
+            ),
+            Some(2),
+        );
+        let line = args.join(" ");
+        assert!(
+            line.contains(
+                "--algorithm random-forest --task regression --num-trees 300 --max-depth 12 \
+                 --min-samples-leaf 5 --max-features 0.33 --bootstrap false --algorithm-seed 11 \
+                 --threads 2"
+            ),
+            "{line}"
+        );
+        let args = trainer_args(
+            &spec(
+                "algorithm: {randomForest: {}}\n\
+                 dataset: {uri: /d/train.csv}\noutput: {uri: /m/}",
+            ),
+            None,
+        );
+        let line = args.join(" ");
+        assert!(
+            line.contains(
+                "--algorithm random-forest --task classification --num-trees 100 \
+                 --min-samples-leaf 1 --bootstrap true --algorithm-seed 0"
+            ),
+            "{line}"
+        );
+        assert!(!line.contains("--max-features"), "{line}");
+        assert!(!line.contains("--max-depth"), "{line}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! - [`report`]: the trainer's progress events and the status fields it owns.
 //! - [`conditions`]: metav1.Condition merging; [`validate`]: what the schema cannot check.
 
+pub mod algorithm;
 pub mod conditions;
 pub mod crd;
 pub mod exit_code;
@@ -27,8 +28,9 @@ pub use crd::{crd, crd_yaml};
 pub use exit_code::ErrorClass;
 pub use report::{Iteration, TrainerEvent, TrainerResults};
 pub use spec::{
-    Algorithm, AlgorithmRef, DataFormat, DatasetSpec, LinearRegression, LogisticRegression,
-    OutputSpec, SecretReference, StorageSpec, Task, TrainingRun, TrainingRunSpec,
+    Algorithm, AlgorithmRef, DataFormat, DatasetSpec, GradientBoostedTrees, LinearRegression,
+    LogisticRegression, OutputSpec, RandomForest, SecretReference, StorageSpec, Task, TrainingRun,
+    TrainingRunSpec,
 };
 pub use status::{
     DatasetSummary, FeatureWeight, Metrics, ModelRef, Phase, Progress, TrainerError,

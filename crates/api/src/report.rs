@@ -34,6 +34,10 @@ pub struct Iteration {
     /// The objective divided by the number of training rows: the mean loss (log loss, or half
     /// the squared error for regression) plus the penalty term.
     pub loss: f64,
+    /// The same loss on the validation rows, for fits that watch it (boosted trees and
+    /// forests, every iteration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
     /// Time since fitting started.
     #[serde(rename = "elapsedSeconds", with = "seconds")]
     pub elapsed: Duration,
@@ -51,6 +55,7 @@ impl Iteration {
             total: self.total,
             percent: (done as f64 * 100.0 / total as f64 * 10.0).round() / 10.0,
             loss: self.loss.is_finite().then_some(self.loss),
+            validation_loss: self.validation_loss.filter(|l| l.is_finite()),
             estimated_remaining_seconds: Some(per_iteration * (total - done) as f64),
             updated: Some(Time(now)),
         }
@@ -174,6 +179,7 @@ mod tests {
             iteration: 25,
             total: 200,
             loss: 0.31,
+            validation_loss: None,
             elapsed: Duration::from_secs(5),
         }
         .status_progress(at());

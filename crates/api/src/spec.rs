@@ -12,10 +12,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::status::TrainingRunStatus;
 
+pub use crate::algorithm::*;
+
 /// Default for `spec.backoffLimit`.
 pub const DEFAULT_BACKOFF_LIMIT: i32 = 2;
 /// Default for `spec.dataset.validationFraction` when no `validationUri` is given.
 pub const DEFAULT_VALIDATION_FRACTION: f64 = 0.2;
+/// Default `labelColumn`.
+pub const DEFAULT_LABEL_COLUMN: &str = "label";
 
 /// A TrainingRun asks for one model to be trained: the algorithm and its parameters, the dataset
 /// in S3-compatible storage, where to write the model, and the resources the training may use.
@@ -163,197 +167,6 @@ pub struct TrainingRunSpec {
 
 fn default_backoff_limit() -> i32 {
     DEFAULT_BACKOFF_LIMIT
-}
-
-/// The algorithm to train. A union: exactly one member is set, and new algorithms are added as
-/// new members, so existing manifests keep their meaning.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.logisticRegression), has(self.linearRegression)].filter(x, x).size() == 1").message(ALGORITHM_RULE))]
-pub struct Algorithm {
-    /// Logistic regression (binary, or multinomial for more than two classes) with an L2
-    /// penalty, fit with L-BFGS. Task `classification`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logistic_regression: Option<LogisticRegression>,
-
-    /// Linear least squares with an L2 (ridge), L1 (lasso) or elastic-net penalty. Task
-    /// `regression`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub linear_regression: Option<LinearRegression>,
-}
-
-/// The message of the rule that exactly one algorithm is set.
-pub const ALGORITHM_RULE: &str =
-    "exactly one algorithm must be set; supported: logisticRegression, linearRegression";
-
-/// The message of the rule that `linearRegression` runs have `task: regression`.
-pub const LINEAR_NEEDS_REGRESSION: &str =
-    "linearRegression predicts numbers: set task to regression";
-/// The message of the rule that `logisticRegression` runs have `task: classification`.
-pub const LOGISTIC_NEEDS_CLASSIFICATION: &str =
-    "logisticRegression predicts classes: set task to classification";
-
-/// What a model predicts.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-#[allow(missing_docs)] // variants undocumented: see DataFormat
-pub enum Task {
-    #[default]
-    Classification,
-    Regression,
-}
-
-impl Task {
-    /// The name as written in the spec.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Classification => "classification",
-            Self::Regression => "regression",
-        }
-    }
-}
-
-/// The algorithm a run trains, borrowed from its spec: match on this instead of on the union's
-/// optional members.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum AlgorithmRef<'a> {
-    /// `logisticRegression`.
-    LogisticRegression(&'a LogisticRegression),
-    /// `linearRegression`.
-    LinearRegression(&'a LinearRegression),
-}
-
-impl Algorithm {
-    /// The one algorithm that is set, or `None` when the union is empty (the API server's
-    /// schema rejects that, so only hand-built specs can hit it).
-    pub fn selected(&self) -> Option<AlgorithmRef<'_>> {
-        match (&self.logistic_regression, &self.linear_regression) {
-            (Some(lr), None) => Some(AlgorithmRef::LogisticRegression(lr)),
-            (None, Some(lr)) => Some(AlgorithmRef::LinearRegression(lr)),
-            _ => None,
-        }
-    }
-
-    /// The member's name as written in the spec, e.g. `logisticRegression`.
-    pub fn name(&self) -> Option<&'static str> {
-        self.selected().map(|selected| match selected {
-            AlgorithmRef::LogisticRegression(_) => "logisticRegression",
-            AlgorithmRef::LinearRegression(_) => "linearRegression",
-        })
-    }
-}
-
-/// Parameters of L2-penalised logistic regression.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct LogisticRegression {
-    /// Upper bound on solver iterations.
-    #[serde(default = "default_max_iterations")]
-    #[schemars(range(min = 1, max = 1000000))]
-    pub max_iterations: u32,
-
-    /// Strength of the L2 penalty on the coefficients (scikit-learn's 1/C); the intercept is not
-    /// penalised. 0 disables the penalty.
-    #[serde(default = "default_l2_penalty")]
-    #[schemars(range(min = 0.0))]
-    pub l2_penalty: f64,
-
-    /// Convergence tolerance: the solver stops when the gradient norm, relative to the number
-    /// of training rows, falls below it.
-    #[serde(default = "default_tolerance")]
-    #[x_kube(validation = Rule::new("self > 0.0").message("must be greater than 0"))]
-    pub tolerance: f64,
-}
-
-impl Default for LogisticRegression {
-    fn default() -> Self {
-        Self {
-            max_iterations: default_max_iterations(),
-            l2_penalty: default_l2_penalty(),
-            tolerance: default_tolerance(),
-        }
-    }
-}
-
-/// Default `maxIterations` (scikit-learn's `LogisticRegression(max_iter=100)`).
-pub const DEFAULT_MAX_ITERATIONS: u32 = 100;
-/// Default `l2Penalty`: scikit-learn's `C=1.0`, as its inverse.
-pub const DEFAULT_L2_PENALTY: f64 = 1.0;
-/// Default `tolerance` (scikit-learn's `tol=1e-4`).
-pub const DEFAULT_TOLERANCE: f64 = 1e-4;
-/// Default `labelColumn`.
-pub const DEFAULT_LABEL_COLUMN: &str = "label";
-
-fn default_max_iterations() -> u32 {
-    DEFAULT_MAX_ITERATIONS
-}
-fn default_l2_penalty() -> f64 {
-    DEFAULT_L2_PENALTY
-}
-fn default_tolerance() -> f64 {
-    DEFAULT_TOLERANCE
-}
-
-/// Parameters of penalised linear least squares. It minimises
-/// `½ Σᵢ (yᵢ − b − xᵢ·w)² + l2Penalty · (l1Ratio · ‖w‖₁ + ½ (1 − l1Ratio) · ‖w‖²)` over the
-/// standardized features: with `l1Ratio` 0 this is scikit-learn's `Ridge(alpha=l2Penalty)`,
-/// otherwise its `ElasticNet(alpha=l2Penalty / rows, l1_ratio=l1Ratio)`.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct LinearRegression {
-    /// Strength of the penalty on the coefficients (scikit-learn's `alpha` of `Ridge`); the
-    /// intercept is not penalised. 0 is ordinary least squares.
-    #[serde(default = "default_l2_penalty")]
-    #[schemars(range(min = 0.0))]
-    pub l2_penalty: f64,
-
-    /// Share of the penalty that is L1, in [0, 1]: 0 is ridge, 1 is lasso, between is the
-    /// elastic net. An L1 share sets some coefficients to exactly 0.
-    #[serde(default)]
-    #[schemars(range(min = 0.0, max = 1.0))]
-    pub l1_ratio: f64,
-
-    /// Whether to fit an intercept. When false the model predicts 0 for an all-zero row and
-    /// the features are scaled but not centred.
-    #[serde(default = "default_true")]
-    pub fit_intercept: bool,
-
-    /// Upper bound on coordinate-descent passes over the features. Ridge (`l1Ratio` 0) is
-    /// solved exactly in one step unless its system is singular (no penalty and collinear
-    /// features), which coordinate descent then solves.
-    #[serde(default = "default_linear_max_iterations")]
-    #[schemars(range(min = 1, max = 1000000))]
-    pub max_iterations: u32,
-
-    /// Convergence tolerance of coordinate descent: with an L1 share it stops when the
-    /// duality gap falls below `tolerance · ‖y‖²` (scikit-learn's `tol`); without one, when
-    /// the gradient's largest entry falls below `tolerance` times its largest entry at the
-    /// start (every coefficient 0).
-    #[serde(default = "default_tolerance")]
-    #[x_kube(validation = Rule::new("self > 0.0").message("must be greater than 0"))]
-    pub tolerance: f64,
-}
-
-impl Default for LinearRegression {
-    fn default() -> Self {
-        Self {
-            l2_penalty: default_l2_penalty(),
-            l1_ratio: 0.0,
-            fit_intercept: true,
-            max_iterations: default_linear_max_iterations(),
-            tolerance: default_tolerance(),
-        }
-    }
-}
-
-/// Default `maxIterations` of linear regression (scikit-learn's `ElasticNet(max_iter=1000)`).
-pub const DEFAULT_LINEAR_MAX_ITERATIONS: u32 = 1000;
-
-fn default_linear_max_iterations() -> u32 {
-    DEFAULT_LINEAR_MAX_ITERATIONS
-}
-fn default_true() -> bool {
-    true
 }
 
 /// The training data and how to hold some of it back for validation.

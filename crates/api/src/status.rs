@@ -177,6 +177,10 @@ pub struct Progress {
     /// error for regression) plus the penalty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<f64>,
+    /// The same loss on the validation rows at the last iteration, for fits that watch it
+    /// (boosted trees and forests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_loss: Option<f64>,
     /// Estimate of the seconds left at the current speed, assuming all iterations run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_remaining_seconds: Option<f64>,

@@ -6,7 +6,7 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::{DataFormat, TrainingRunSpec};
+use crate::{AlgorithmRef, DataFormat, TrainingRunSpec};
 
 /// A field that failed validation, named by its JSON path (`spec.dataset.uri`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema, thiserror::Error)]
@@ -37,6 +37,18 @@ pub fn validate_spec(spec: &TrainingRunSpec) -> Result<(), FieldError> {
         return Err(FieldError::new(
             "spec.algorithm",
             crate::spec::ALGORITHM_RULE,
+        ));
+    }
+    if let Some(AlgorithmRef::GradientBoostedTrees(boosting)) = spec.algorithm.selected()
+        && boosting.early_stopping_rounds.is_some()
+        && spec.dataset.validation_uri.is_none()
+        && spec.dataset.validation_fraction == Some(0.0)
+    {
+        return Err(FieldError::new(
+            "spec.algorithm.gradientBoostedTrees.earlyStoppingRounds",
+            "stops on the validation loss, and validationFraction 0 holds back no rows: set \
+             dataset.validationFraction above 0 or dataset.validationUri, or unset \
+             earlyStoppingRounds",
         ));
     }
     if spec.dataset.format == DataFormat::Parquet {
@@ -71,5 +83,30 @@ mod tests {
         let mut empty = spec("");
         empty.algorithm.logistic_regression = None;
         assert_eq!(validate_spec(&empty).unwrap_err().field, "spec.algorithm");
+    }
+
+    #[test]
+    fn early_stopping_needs_validation_rows() {
+        let boosted = |dataset: &str| {
+            let spec: TrainingRunSpec = serde_yaml::from_str(&format!(
+                "algorithm: {{gradientBoostedTrees: {{earlyStoppingRounds: 5}}}}\n\
+                 dataset: {{uri: s3://d/x.csv{dataset}}}\n\
+                 output: {{uri: s3://models/x/}}\n"
+            ))
+            .unwrap();
+            validate_spec(&spec)
+        };
+        assert_eq!(boosted(""), Ok(()));
+        assert_eq!(boosted(", validationFraction: 0.1"), Ok(()));
+        assert_eq!(
+            boosted(", validationFraction: 0, validationUri: s3://d/v.csv"),
+            Ok(())
+        );
+        let error = boosted(", validationFraction: 0").unwrap_err();
+        assert_eq!(
+            error.field,
+            "spec.algorithm.gradientBoostedTrees.earlyStoppingRounds"
+        );
+        assert!(error.message.contains("validationUri"), "{error}");
     }
 }

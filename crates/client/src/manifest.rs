@@ -106,23 +106,49 @@ pub struct RunFlags {
     pub validation_fraction: Option<f64>,
     /// `spec.dataset.validationUri`.
     pub validation_data: Option<String>,
-    /// `spec.dataset.seed`.
+    /// `spec.dataset.seed`: the seed of the validation split.
     pub seed: Option<i64>,
-    /// The member of `spec.algorithm`: `logistic-regression` (the default) or
-    /// `linear-regression`.
+    /// The member of `spec.algorithm`: `logistic-regression` (the default),
+    /// `linear-regression`, `gradient-boosted-trees` or `random-forest`.
     pub algorithm: Option<String>,
-    /// `spec.task`: `classification` or `regression`; defaults to the algorithm's task.
+    /// `spec.task`: `classification` or `regression`; defaults to the algorithm's task
+    /// (`classification` for the tree algorithms, which do both).
     pub task: Option<String>,
-    /// `spec.algorithm.<member>.maxIterations`.
+    /// `spec.algorithm.<member>.maxIterations` (logistic, linear, gradient-boosted trees).
     pub max_iterations: Option<u32>,
-    /// `spec.algorithm.<member>.l2Penalty`.
+    /// `spec.algorithm.<member>.l2Penalty` (logistic, linear, gradient-boosted trees).
     pub l2_penalty: Option<f64>,
-    /// `spec.algorithm.<member>.tolerance`.
+    /// `spec.algorithm.<member>.tolerance` (logistic, linear).
     pub tolerance: Option<f64>,
     /// `spec.algorithm.linearRegression.l1Ratio`.
     pub l1_ratio: Option<f64>,
     /// `spec.algorithm.linearRegression.fitIntercept`.
     pub fit_intercept: Option<bool>,
+    /// `spec.algorithm.gradientBoostedTrees.learningRate`.
+    pub learning_rate: Option<f64>,
+    /// `spec.algorithm.gradientBoostedTrees.maxLeaves`.
+    pub max_leaves: Option<u32>,
+    /// `spec.algorithm.<member>.maxDepth` (the tree algorithms).
+    pub max_depth: Option<u32>,
+    /// `spec.algorithm.<member>.minSamplesLeaf` (the tree algorithms).
+    pub min_samples_leaf: Option<u32>,
+    /// `spec.algorithm.gradientBoostedTrees.maxBins`.
+    pub max_bins: Option<u32>,
+    /// `spec.algorithm.gradientBoostedTrees.subsample`.
+    pub subsample: Option<f64>,
+    /// `spec.algorithm.gradientBoostedTrees.featureFraction`.
+    pub feature_fraction: Option<f64>,
+    /// `spec.algorithm.gradientBoostedTrees.earlyStoppingRounds`.
+    pub early_stopping_rounds: Option<u32>,
+    /// `spec.algorithm.randomForest.numTrees`.
+    pub num_trees: Option<u32>,
+    /// `spec.algorithm.randomForest.maxFeatures`: `sqrt`, `log2`, `all` or a fraction.
+    pub max_features: Option<String>,
+    /// `spec.algorithm.randomForest.bootstrap`.
+    pub bootstrap: Option<bool>,
+    /// `spec.algorithm.<member>.seed` (the tree algorithms; flag `--algorithm-seed`, as
+    /// `--seed` is the split's).
+    pub algorithm_seed: Option<i64>,
     /// `spec.backoffLimit`.
     pub backoff_limit: Option<i32>,
     /// `spec.activeDeadlineSeconds`.
@@ -146,33 +172,141 @@ pub fn run_from_flags(flags: &RunFlags, cwd: &Path) -> Result<TrainingRun, Clien
     let (member, default_task) = match flags.algorithm.as_deref() {
         None | Some("logistic-regression") => ("logisticRegression", "classification"),
         Some("linear-regression") => ("linearRegression", "regression"),
+        Some("gradient-boosted-trees") => ("gradientBoostedTrees", "classification"),
+        Some("random-forest") => ("randomForest", "classification"),
         Some(other) => {
             return Err(ClientError::Manifest(format!(
-                "--algorithm {other} is not known; valid: logistic-regression, linear-regression"
+                "--algorithm {other} is not known; valid: logistic-regression, \
+                 linear-regression, gradient-boosted-trees, random-forest"
             )));
         }
     };
-    if member == "logisticRegression" && (flags.l1_ratio.is_some() || flags.fit_intercept.is_some())
-    {
-        return Err(ClientError::Manifest(
-            "--l1-ratio and --fit-intercept are parameters of --algorithm linear-regression".into(),
-        ));
-    }
+    const LINEAR: &[&str] = &["logisticRegression", "linearRegression"];
+    const BOOSTED: &[&str] = &["gradientBoostedTrees"];
+    const FOREST: &[&str] = &["randomForest"];
+    const TREES: &[&str] = &["gradientBoostedTrees", "randomForest"];
+    const ITERATIVE: &[&str] = &[
+        "logisticRegression",
+        "linearRegression",
+        "gradientBoostedTrees",
+    ];
+    // Each flag: its field, its value, and the members that have the field.
+    let params_given: [(&str, &str, Option<Value>, &[&str]); 17] = [
+        (
+            "--max-iterations",
+            "maxIterations",
+            flags.max_iterations.map(|n| json!(n)),
+            ITERATIVE,
+        ),
+        (
+            "--l2-penalty",
+            "l2Penalty",
+            flags.l2_penalty.map(|x| json!(x)),
+            ITERATIVE,
+        ),
+        (
+            "--tolerance",
+            "tolerance",
+            flags.tolerance.map(|x| json!(x)),
+            LINEAR,
+        ),
+        (
+            "--l1-ratio",
+            "l1Ratio",
+            flags.l1_ratio.map(|x| json!(x)),
+            &["linearRegression"],
+        ),
+        (
+            "--fit-intercept",
+            "fitIntercept",
+            flags.fit_intercept.map(|x| json!(x)),
+            &["linearRegression"],
+        ),
+        (
+            "--learning-rate",
+            "learningRate",
+            flags.learning_rate.map(|x| json!(x)),
+            BOOSTED,
+        ),
+        (
+            "--max-leaves",
+            "maxLeaves",
+            flags.max_leaves.map(|n| json!(n)),
+            BOOSTED,
+        ),
+        (
+            "--max-depth",
+            "maxDepth",
+            flags.max_depth.map(|n| json!(n)),
+            TREES,
+        ),
+        (
+            "--min-samples-leaf",
+            "minSamplesLeaf",
+            flags.min_samples_leaf.map(|n| json!(n)),
+            TREES,
+        ),
+        (
+            "--max-bins",
+            "maxBins",
+            flags.max_bins.map(|n| json!(n)),
+            BOOSTED,
+        ),
+        (
+            "--subsample",
+            "subsample",
+            flags.subsample.map(|x| json!(x)),
+            BOOSTED,
+        ),
+        (
+            "--feature-fraction",
+            "featureFraction",
+            flags.feature_fraction.map(|x| json!(x)),
+            BOOSTED,
+        ),
+        (
+            "--early-stopping-rounds",
+            "earlyStoppingRounds",
+            flags.early_stopping_rounds.map(|n| json!(n)),
+            BOOSTED,
+        ),
+        (
+            "--num-trees",
+            "numTrees",
+            flags.num_trees.map(|n| json!(n)),
+            FOREST,
+        ),
+        (
+            "--max-features",
+            "maxFeatures",
+            flags.max_features.as_ref().map(|x| json!(x)),
+            FOREST,
+        ),
+        (
+            "--bootstrap",
+            "bootstrap",
+            flags.bootstrap.map(|x| json!(x)),
+            FOREST,
+        ),
+        (
+            "--algorithm-seed",
+            "seed",
+            flags.algorithm_seed.map(|n| json!(n)),
+            TREES,
+        ),
+    ];
     let mut params = Map::new();
-    if let Some(n) = flags.max_iterations {
-        params.insert("maxIterations".into(), json!(n));
-    }
-    if let Some(x) = flags.l2_penalty {
-        params.insert("l2Penalty".into(), json!(x));
-    }
-    if let Some(x) = flags.tolerance {
-        params.insert("tolerance".into(), json!(x));
-    }
-    if let Some(x) = flags.l1_ratio {
-        params.insert("l1Ratio".into(), json!(x));
-    }
-    if let Some(x) = flags.fit_intercept {
-        params.insert("fitIntercept".into(), json!(x));
+    for (flag, field, value, members) in params_given {
+        let Some(value) = value else { continue };
+        if !members.contains(&member) {
+            let algorithms: Vec<&str> = members.iter().map(|m| algorithm_flag(m)).collect();
+            return Err(ClientError::Manifest(format!(
+                "{flag} is a parameter of --algorithm {}, not {}",
+                algorithms.join(", "),
+                algorithm_flag(member)
+            )));
+        }
+        params.insert(field.into(), value);
     }
     let mut dataset = Map::new();
     dataset.insert("uri".into(), json!(absolute_uri(&flags.data, cwd)));
@@ -233,6 +367,16 @@ pub fn run_from_flags(flags: &RunFlags, cwd: &Path) -> Result<TrainingRun, Clien
         json!({ "metadata": Value::Object(metadata), "spec": Value::Object(spec) }),
         "flags",
     )
+}
+
+/// The `--algorithm` value of a member of `spec.algorithm`.
+fn algorithm_flag(member: &str) -> &'static str {
+    match member {
+        "linearRegression" => "linear-regression",
+        "gradientBoostedTrees" => "gradient-boosted-trees",
+        "randomForest" => "random-forest",
+        _ => "logistic-regression",
+    }
 }
 
 /// `uri` unchanged when it has a scheme or is absolute; otherwise the absolute path of the
@@ -471,9 +615,10 @@ mod tests {
         };
         let error = run_from_flags(&unknown, Path::new("/")).unwrap_err();
         assert!(
-            error
-                .to_string()
-                .contains("logistic-regression, linear-regression")
+            error.to_string().contains(
+                "logistic-regression, linear-regression, gradient-boosted-trees, random-forest"
+            ),
+            "{error}"
         );
         let misplaced = RunFlags {
             algorithm: None,
@@ -481,6 +626,165 @@ mod tests {
         };
         let error = run_from_flags(&misplaced, Path::new("/")).unwrap_err();
         assert!(error.to_string().contains("--l1-ratio"), "{error}");
+    }
+
+    #[test]
+    fn gradient_boosted_trees_flags_fill_their_member() {
+        let flags = RunFlags {
+            data: "/d/breast_cancer.csv".into(),
+            out: "/m/".into(),
+            algorithm: Some("gradient-boosted-trees".into()),
+            max_iterations: Some(300),
+            learning_rate: Some(0.05),
+            max_leaves: Some(15),
+            max_depth: Some(6),
+            min_samples_leaf: Some(10),
+            l2_penalty: Some(0.5),
+            max_bins: Some(63),
+            subsample: Some(0.8),
+            feature_fraction: Some(0.9),
+            early_stopping_rounds: Some(20),
+            algorithm_seed: Some(42),
+            seed: Some(7),
+            ..RunFlags::default()
+        };
+        let run = run_from_flags(&flags, Path::new("/")).unwrap();
+        assert_eq!(run.spec.task, kubetrain_api::Task::Classification);
+        assert_eq!(run.spec.dataset.seed, Some(7));
+        assert_eq!(
+            run.spec.algorithm.gradient_boosted_trees,
+            Some(kubetrain_api::GradientBoostedTrees {
+                max_iterations: 300,
+                learning_rate: 0.05,
+                max_leaves: 15,
+                max_depth: Some(6),
+                min_samples_leaf: 10,
+                l2_penalty: 0.5,
+                max_bins: 63,
+                subsample: 0.8,
+                feature_fraction: 0.9,
+                early_stopping_rounds: Some(20),
+                seed: 42,
+            })
+        );
+        assert_eq!(run.spec.algorithm.name(), Some("gradientBoostedTrees"));
+        // Unset flags leave the spec's defaults; a flag of another algorithm is refused.
+        let defaults = RunFlags {
+            data: "/d/diabetes.csv".into(),
+            out: "/m/".into(),
+            algorithm: Some("gradient-boosted-trees".into()),
+            task: Some("regression".into()),
+            ..RunFlags::default()
+        };
+        let run = run_from_flags(&defaults, Path::new("/")).unwrap();
+        assert_eq!(run.spec.task, kubetrain_api::Task::Regression);
+        assert_eq!(
+            run.spec.algorithm.gradient_boosted_trees,
+            Some(kubetrain_api::GradientBoostedTrees::default())
+        );
+        let misplaced = RunFlags {
+            num_trees: Some(10),
+            ..defaults
+        };
+        let error = run_from_flags(&misplaced, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "--num-trees is a parameter of --algorithm random-forest, not gradient-boosted-trees"
+        );
+    }
+
+    #[test]
+    fn random_forest_flags_fill_their_member() {
+        let flags = RunFlags {
+            data: "/d/diabetes.csv".into(),
+            out: "/m/".into(),
+            algorithm: Some("random-forest".into()),
+            task: Some("regression".into()),
+            num_trees: Some(200),
+            max_depth: Some(10),
+            min_samples_leaf: Some(2),
+            max_features: Some("0.33".into()),
+            bootstrap: Some(false),
+            algorithm_seed: Some(5),
+            ..RunFlags::default()
+        };
+        let run = run_from_flags(&flags, Path::new("/")).unwrap();
+        assert_eq!(run.spec.task, kubetrain_api::Task::Regression);
+        assert_eq!(
+            run.spec.algorithm.random_forest,
+            Some(kubetrain_api::RandomForest {
+                num_trees: 200,
+                max_depth: Some(10),
+                min_samples_leaf: 2,
+                max_features: Some("0.33".into()),
+                bootstrap: false,
+                seed: 5,
+            })
+        );
+        let defaults = RunFlags {
+            task: None,
+            ..RunFlags::default()
+        };
+        let run = run_from_flags(
+            &RunFlags {
+                algorithm: Some("random-forest".into()),
+                data: "/d.csv".into(),
+                out: "/m/".into(),
+                ..defaults
+            },
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(run.spec.task, kubetrain_api::Task::Classification);
+        assert_eq!(
+            run.spec.algorithm.random_forest,
+            Some(kubetrain_api::RandomForest::default())
+        );
+        for (misplaced, flag) in [
+            (
+                RunFlags {
+                    max_iterations: Some(5),
+                    ..flags.clone()
+                },
+                "--max-iterations",
+            ),
+            (
+                RunFlags {
+                    learning_rate: Some(0.1),
+                    ..flags.clone()
+                },
+                "--learning-rate",
+            ),
+            (
+                RunFlags {
+                    tolerance: Some(0.1),
+                    ..flags.clone()
+                },
+                "--tolerance",
+            ),
+        ] {
+            let error = run_from_flags(&misplaced, Path::new("/"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with(flag), "{error}");
+        }
+        // The tree flags are refused with the linear algorithms too.
+        let logistic = RunFlags {
+            algorithm: None,
+            task: None,
+            max_depth: Some(3),
+            ..RunFlags::default()
+        };
+        let error = run_from_flags(&logistic, Path::new("/"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "--max-depth is a parameter of --algorithm gradient-boosted-trees, random-forest, \
+             not logistic-regression"
+        );
     }
 
     #[test]

@@ -377,13 +377,26 @@ pub(crate) fn document<'a>(operations: impl IntoIterator<Item = &'a Operation>) 
             ],
         });
     }
-    // The CRD's CEL rule "exactly one algorithm", in the terms of a JSON schema.
+    // The CRD's CEL rule "exactly one algorithm", in the terms of a JSON schema: one of the
+    // union's members is required, and only one may be there.
     if let Some(algorithm) = schemas
         .get_mut("TrainingRun")
         .and_then(|run| run.pointer_mut("/properties/spec/properties/algorithm"))
         .and_then(Value::as_object_mut)
     {
-        algorithm.insert("required".into(), json!(["logisticRegression"]));
+        let members: Vec<Value> = algorithm
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|properties| {
+                properties
+                    .keys()
+                    .map(|member| json!({"required": [member]}))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !members.is_empty() {
+            algorithm.insert("oneOf".into(), Value::Array(members));
+        }
     }
     json!({
         "openapi": "3.1.0",

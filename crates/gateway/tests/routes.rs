@@ -380,6 +380,32 @@ async fn static_tokens_401_and_403() {
     assert_eq!(gw.runs.count(), 0);
 }
 
+/// The document says what the CRD's CEL rule says of `spec.algorithm`: exactly one member.
+#[tokio::test]
+async fn the_document_requires_exactly_one_algorithm() {
+    let gw = gateway();
+    let (status, document) = gw.json(get("/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let algorithm = &document["components"]["schemas"]["TrainingRun"]["properties"]["spec"]["properties"]
+        ["algorithm"];
+    let mut required: Vec<&str> = algorithm["oneOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no oneOf in {algorithm}"))
+        .iter()
+        .map(|member| member["required"][0].as_str().unwrap())
+        .collect();
+    required.sort_unstable();
+    assert_eq!(
+        required,
+        [
+            "gradientBoostedTrees",
+            "linearRegression",
+            "logisticRegression",
+            "randomForest"
+        ]
+    );
+}
+
 /// Every path and method of the OpenAPI document is routed (the router never answers 404
 /// "no route" or 405 for it), and every documented error status has the error schema.
 #[tokio::test]

@@ -207,6 +207,8 @@ fn rules(spec: &TrainingRunSpec) -> Vec<FieldError> {
         [
             spec.algorithm.logistic_regression.is_some(),
             spec.algorithm.linear_regression.is_some(),
+            spec.algorithm.gradient_boosted_trees.is_some(),
+            spec.algorithm.random_forest.is_some(),
         ]
         .into_iter()
         .filter(|set| *set)
@@ -244,6 +246,20 @@ fn rules(spec: &TrainingRunSpec) -> Vec<FieldError> {
             Some(&lr.tolerance.to_string()),
             "must be greater than 0",
         );
+    }
+    if let Some(gb) = &spec.algorithm.gradient_boosted_trees {
+        for (name, value) in [
+            ("learningRate", gb.learning_rate),
+            ("subsample", gb.subsample),
+            ("featureFraction", gb.feature_fraction),
+        ] {
+            rule(
+                value > 0.0,
+                &format!("spec.algorithm.gradientBoostedTrees.{name}"),
+                Some(&value.to_string()),
+                "must be greater than 0",
+            );
+        }
     }
     let dataset = &spec.dataset;
     rule(
@@ -427,6 +443,175 @@ mod tests {
         let errors = v.validate(&parquet);
         assert_eq!(fields(&errors), ["spec.dataset.format"]);
         assert!(errors[0].message.contains("use csv"), "{errors:?}");
+    }
+
+    #[test]
+    fn tree_algorithms_pass_on_either_task() {
+        let v = SchemaValidator::new().unwrap();
+        for (algorithm, task) in [
+            ("gradientBoostedTrees: {}", "classification"),
+            (
+                "gradientBoostedTrees: {maxDepth: 6, earlyStoppingRounds: 10}",
+                "regression",
+            ),
+            ("randomForest: {}", "classification"),
+            (
+                "randomForest: {maxFeatures: sqrt, maxDepth: 12}",
+                "regression",
+            ),
+            ("randomForest: {maxFeatures: '0.33'}", "regression"),
+            ("randomForest: {maxFeatures: '1'}", "regression"),
+        ] {
+            let spec = format!(
+                "algorithm: {{{algorithm}}}\ntask: {task}\n\
+                 dataset: {{uri: s3://data/x.csv}}\noutput: {{uri: s3://models/x/}}"
+            );
+            assert_eq!(v.validate(&run("trees", &spec)), [], "{spec}");
+        }
+    }
+
+    #[test]
+    fn tree_parameters_out_of_bounds_are_named_like_the_api_server() {
+        let v = SchemaValidator::new().unwrap();
+        let errors = v.validate(&run(
+            "trees",
+            "algorithm: {gradientBoostedTrees: {maxIterations: 0, learningRate: 1.5, \
+             maxLeaves: 1, maxDepth: 65, maxBins: 256, subsample: 2, featureFraction: 1.01, \
+             earlyStoppingRounds: 0, seed: -1, l2Penalty: -1, minSamplesLeaf: 0}}\n\
+             dataset: {uri: s3://data/x.csv}\noutput: {uri: s3://models/x/}",
+        ));
+        let message = |name: &str| {
+            let path = format!("spec.algorithm.gradientBoostedTrees.{name}");
+            errors
+                .iter()
+                .find(|e| e.field == path)
+                .unwrap_or_else(|| panic!("no error for {path}: {errors:?}"))
+                .message
+                .clone()
+        };
+        assert_eq!(errors.len(), 11, "{errors:?}");
+        assert_eq!(
+            message("maxIterations"),
+            "Invalid value: 0: spec.algorithm.gradientBoostedTrees.maxIterations in body \
+             should be greater than or equal to 1"
+        );
+        assert_eq!(
+            message("learningRate"),
+            "Invalid value: 1.5: spec.algorithm.gradientBoostedTrees.learningRate in body \
+             should be less than or equal to 1"
+        );
+        assert_eq!(
+            message("maxBins"),
+            "Invalid value: 256: spec.algorithm.gradientBoostedTrees.maxBins in body should \
+             be less than or equal to 255"
+        );
+        assert_eq!(
+            message("seed"),
+            "Invalid value: -1: spec.algorithm.gradientBoostedTrees.seed in body should be \
+             greater than or equal to 0"
+        );
+        assert!(
+            message("maxDepth").ends_with("should be less than or equal to 64"),
+            "{errors:?}"
+        );
+
+        let errors = v.validate(&run(
+            "trees",
+            "algorithm: {randomForest: {numTrees: 10001, maxDepth: 0, minSamplesLeaf: 0, \
+             maxFeatures: half}}\n\
+             dataset: {uri: s3://data/x.csv}\noutput: {uri: s3://models/x/}",
+        ));
+        let mut names = fields(&errors);
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "spec.algorithm.randomForest.maxDepth",
+                "spec.algorithm.randomForest.maxFeatures",
+                "spec.algorithm.randomForest.minSamplesLeaf",
+                "spec.algorithm.randomForest.numTrees",
+            ],
+            "{errors:?}"
+        );
+        let features = errors
+            .iter()
+            .find(|e| e.field == "spec.algorithm.randomForest.maxFeatures")
+            .unwrap();
+        assert!(
+            features.message.starts_with(
+                "Invalid value: \"half\": spec.algorithm.randomForest.maxFeatures in body \
+                 should match '^(sqrt|log2|all|"
+            ),
+            "{}",
+            features.message
+        );
+        for bad in ["0", "0.0", "1.5", "-0.5", ".", "2"] {
+            let spec = format!(
+                "algorithm: {{randomForest: {{maxFeatures: '{bad}'}}}}\n\
+                 dataset: {{uri: s3://data/x.csv}}\noutput: {{uri: s3://models/x/}}"
+            );
+            assert_eq!(
+                fields(&v.validate(&run("trees", &spec))),
+                ["spec.algorithm.randomForest.maxFeatures"],
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn tree_fractions_must_be_positive_by_their_cel_rules() {
+        let v = SchemaValidator::new().unwrap();
+        let errors = v.validate(&run(
+            "trees",
+            "algorithm: {gradientBoostedTrees: {learningRate: 0, subsample: 0, \
+             featureFraction: -0.5}}\n\
+             dataset: {uri: s3://data/x.csv}\noutput: {uri: s3://models/x/}",
+        ));
+        assert_eq!(
+            fields(&errors),
+            [
+                "spec.algorithm.gradientBoostedTrees.learningRate",
+                "spec.algorithm.gradientBoostedTrees.subsample",
+                "spec.algorithm.gradientBoostedTrees.featureFraction",
+            ]
+        );
+        assert_eq!(
+            errors[0].message,
+            "Invalid value: 0: must be greater than 0"
+        );
+        assert_eq!(
+            errors[2].message,
+            "Invalid value: -0.5: must be greater than 0"
+        );
+        // Two members, or a tree member next to a linear one, break the union's rule.
+        let two = run(
+            "trees",
+            "algorithm: {randomForest: {}, gradientBoostedTrees: {}}\n\
+             dataset: {uri: s3://data/x.csv}\noutput: {uri: s3://models/x/}",
+        );
+        let errors = v.validate(&two);
+        assert_eq!(fields(&errors), ["spec.algorithm"]);
+        assert_eq!(
+            errors[0].message,
+            format!("Invalid value: {ALGORITHM_RULE}")
+        );
+        let mixed = run(
+            "trees",
+            "algorithm: {logisticRegression: {}, randomForest: {}}\n\
+             dataset: {uri: s3://data/x.csv}\noutput: {uri: s3://models/x/}",
+        );
+        assert_eq!(fields(&v.validate(&mixed)), ["spec.algorithm"]);
+        // Early stopping without validation rows: the controller's check, after the rules.
+        let no_rows = run(
+            "trees",
+            "algorithm: {gradientBoostedTrees: {earlyStoppingRounds: 5}}\n\
+             dataset: {uri: s3://data/x.csv, validationFraction: 0}\n\
+             output: {uri: s3://models/x/}",
+        );
+        assert_eq!(
+            fields(&v.validate(&no_rows)),
+            ["spec.algorithm.gradientBoostedTrees.earlyStoppingRounds"]
+        );
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! |---|---|---|
 //! | `kubetrain.dev/logistic-regression` | classifier | [`logistic`] |
 //! | `kubetrain.dev/linear-regression` | regressor | [`linear`] |
+//! | `kubetrain.dev/gradient-boosted-trees` | classifier or regressor | [`boosting`] |
+//! | `kubetrain.dev/random-forest` | classifier or regressor | [`forest`] |
+//!
+//! The tree families keep their trees as flat arrays ([`trees`]).
 //!
 //! # Guarantees
 //! A family's `formatVersion` changes only when a reader of the previous version would
@@ -14,12 +18,18 @@
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+pub mod boosting;
+pub mod ensemble;
+pub mod forest;
 pub mod labels;
 pub mod linear;
 pub mod link;
 pub mod logistic;
 pub mod scaler;
+pub mod trees;
 
+pub use boosting::GradientBoostedTrees;
+pub use forest::RandomForest;
 pub use labels::{ClassSet, LabelKind};
 pub use linear::LinearRegression;
 pub use link::{sigmoid, softmax_in_place};
@@ -36,6 +46,12 @@ pub enum Model {
     /// A regressor: see [`linear`].
     #[serde(rename = "kubetrain.dev/linear-regression")]
     LinearRegression(LinearRegression),
+    /// A classifier or regressor: see [`boosting`].
+    #[serde(rename = "kubetrain.dev/gradient-boosted-trees")]
+    GradientBoostedTrees(GradientBoostedTrees),
+    /// A classifier or regressor: see [`forest`].
+    #[serde(rename = "kubetrain.dev/random-forest")]
+    RandomForest(RandomForest),
 }
 
 /// What a model says about a set of rows.
@@ -58,9 +74,11 @@ struct Header {
 }
 
 /// Every family's `(format, formatVersion)` this build reads.
-const KNOWN: [(&str, u32); 2] = [
+const KNOWN: [(&str, u32); 4] = [
     (logistic::FORMAT, logistic::FORMAT_VERSION),
     (linear::FORMAT, linear::FORMAT_VERSION),
+    (boosting::FORMAT, boosting::FORMAT_VERSION),
+    (forest::FORMAT, forest::FORMAT_VERSION),
 ];
 
 impl Model {
@@ -91,11 +109,26 @@ impl Model {
                 header.format_version, header.format
             ));
         }
-        let model: Model =
-            serde_json::from_slice(bytes).map_err(|e| format!("invalid JSON: {e}"))?;
+        // Parsed as the family named by the header, not through the tagged enum: that would
+        // buffer the whole document first, which is slow for large forests.
+        let invalid = |e: serde_json::Error| format!("invalid JSON: {e}");
+        let model = match header.format.as_str() {
+            logistic::FORMAT => {
+                Model::LogisticRegression(serde_json::from_slice(bytes).map_err(invalid)?)
+            }
+            linear::FORMAT => {
+                Model::LinearRegression(serde_json::from_slice(bytes).map_err(invalid)?)
+            }
+            boosting::FORMAT => {
+                Model::GradientBoostedTrees(serde_json::from_slice(bytes).map_err(invalid)?)
+            }
+            _ => Model::RandomForest(serde_json::from_slice(bytes).map_err(invalid)?),
+        };
         match &model {
             Model::LogisticRegression(m) => m.check_shapes()?,
             Model::LinearRegression(m) => m.check_shapes()?,
+            Model::GradientBoostedTrees(m) => m.check_shapes()?,
+            Model::RandomForest(m) => m.check_shapes()?,
         }
         Ok(model)
     }
@@ -105,6 +138,8 @@ impl Model {
         match self {
             Model::LogisticRegression(_) => logistic::FORMAT,
             Model::LinearRegression(_) => linear::FORMAT,
+            Model::GradientBoostedTrees(_) => boosting::FORMAT,
+            Model::RandomForest(_) => forest::FORMAT,
         }
     }
 
@@ -113,6 +148,8 @@ impl Model {
         match self {
             Model::LogisticRegression(m) => &m.label_column,
             Model::LinearRegression(m) => &m.label_column,
+            Model::GradientBoostedTrees(m) => &m.columns.label_column,
+            Model::RandomForest(m) => &m.columns.label_column,
         }
     }
 
@@ -121,6 +158,8 @@ impl Model {
         match self {
             Model::LogisticRegression(m) => &m.feature_names,
             Model::LinearRegression(m) => &m.feature_names,
+            Model::GradientBoostedTrees(m) => &m.columns.feature_names,
+            Model::RandomForest(m) => &m.columns.feature_names,
         }
     }
 
@@ -129,6 +168,8 @@ impl Model {
         match self {
             Model::LogisticRegression(m) => Some(&m.classes),
             Model::LinearRegression(_) => None,
+            Model::GradientBoostedTrees(m) => m.columns.classes.as_deref(),
+            Model::RandomForest(m) => m.columns.classes.as_deref(),
         }
     }
 
@@ -137,15 +178,20 @@ impl Model {
         match self {
             Model::LogisticRegression(m) => Some(m.class_set()),
             Model::LinearRegression(_) => None,
+            Model::GradientBoostedTrees(m) => m.columns.class_set(),
+            Model::RandomForest(m) => m.columns.class_set(),
         }
     }
 
-    /// Every feature with the weight the model gives it, largest magnitude first: the
-    /// coefficient of the standardized feature (per standard deviation); for a multinomial
-    /// classifier, the L2 norm of its coefficients over the classes.
+    /// Every feature with the weight the model gives it, largest magnitude first: for linear
+    /// models the coefficient of the standardized feature (per standard deviation), for a
+    /// multinomial classifier the L2 norm of its coefficients over the classes; for tree
+    /// models the feature's share of the total split gain.
     pub fn feature_weights(&self) -> Vec<(String, f64)> {
         let weights: Vec<f64> = match self {
             Model::LinearRegression(m) => m.coefficients.clone(),
+            Model::GradientBoostedTrees(m) => m.columns.feature_importance.clone(),
+            Model::RandomForest(m) => m.columns.feature_importance.clone(),
             Model::LogisticRegression(m) if m.coefficients.len() == 1 => m.coefficients[0].clone(),
             Model::LogisticRegression(m) => (0..m.feature_names.len())
                 .map(|j| {
@@ -169,6 +215,14 @@ impl Model {
         match self {
             Model::LogisticRegression(m) => Prediction::Probabilities(m.predict_proba(x)),
             Model::LinearRegression(m) => Prediction::Values(m.predict(x)),
+            Model::GradientBoostedTrees(m) if m.columns.classes.is_some() => {
+                Prediction::Probabilities(m.predict(x))
+            }
+            Model::GradientBoostedTrees(m) => Prediction::Values(m.predict_values(x)),
+            Model::RandomForest(m) if m.columns.classes.is_some() => {
+                Prediction::Probabilities(m.predict(x))
+            }
+            Model::RandomForest(m) => Prediction::Values(m.predict_values(x)),
         }
     }
 }

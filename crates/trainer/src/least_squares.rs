@@ -107,6 +107,7 @@ pub fn fit(
             iteration: 1,
             total: 1,
             loss: objective / y.len().max(1) as f64,
+            validation_loss: None,
             elapsed: started.elapsed(),
         });
         return Ok(LinearFit {
@@ -286,6 +287,7 @@ impl Normal {
                     iteration: iterations,
                     total,
                     loss: self.objective(&w, l1, l2) / rows.max(1) as f64,
+                    validation_loss: None,
                     elapsed,
                 });
             }

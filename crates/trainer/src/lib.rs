@@ -20,6 +20,7 @@ pub mod progress;
 pub mod solver;
 pub mod split;
 pub mod targets;
+pub mod trees;
 
 pub use error::{DataError, ErrorClass, TrainError};
 pub use least_squares::LinearParams;

@@ -4,7 +4,8 @@
 //! check the configuration and parse every URI (so a typo fails before any work) → read the
 //! data → parse it (in parallel with hashing its bytes) → the task's middle
 //! ([`classification`]: classes → split → scaler → logistic fit → accuracy, log loss;
-//! [`regression`]: numeric targets → split → scaler → least squares → RMSE, MAE, R²) →
+//! [`regression`]: numeric targets → split → scaler → least squares → RMSE, MAE, R²;
+//! [`trees`]: either task's targets → split → boosted trees or a forest → its metrics) →
 //! write `model.json`, then `summary.json`.
 //!
 //! # Guarantees
@@ -36,6 +37,7 @@ mod classification;
 mod config;
 mod regression;
 mod summary;
+mod trees;
 
 pub use crate::fingerprint::Fingerprint;
 pub use config::{AlgorithmConfig, PredictConfig, TrainConfig, Validation};
@@ -111,6 +113,9 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
         }
         AlgorithmConfig::LinearRegression(params) => {
             regression::fit(config, params, inputs, &pool, sink)?
+        }
+        AlgorithmConfig::GradientBoostedTrees(_) | AlgorithmConfig::RandomForest(_) => {
+            trees::fit(config, inputs, &pool, sink)?
         }
     };
     let fit = clock.elapsed();

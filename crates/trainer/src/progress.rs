@@ -93,6 +93,7 @@ mod tests {
                 iteration,
                 total: 10,
                 loss: 0.5,
+                validation_loss: None,
                 elapsed: Duration::from_millis(1500),
             });
         }

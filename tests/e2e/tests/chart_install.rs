@@ -252,6 +252,14 @@ async fn samples_train(env: &TestEnv, team: &TestNamespace, pod: &Pod) -> Result
     apply(env, &team.name, &multiclass)?;
     let regression = sample("linear-regression-diabetes.yaml", &env.bucket, &prefix)?;
     apply(env, &team.name, &regression)?;
+    let boosted = sample(
+        "gradient-boosted-trees-breast-cancer.yaml",
+        &env.bucket,
+        &prefix,
+    )?;
+    apply(env, &team.name, &boosted)?;
+    let forest = sample("random-forest-diabetes.yaml", &env.bucket, &prefix)?;
+    apply(env, &team.name, &forest)?;
     let runs = team.api::<TrainingRun>();
     let controller_log = || log_hint(env, pod, "controller");
     let done = succeeded(&runs, "breast-cancer")
@@ -283,6 +291,30 @@ async fn samples_train(env: &TestEnv, team: &TestNamespace, pod: &Pod) -> Result
             && metrics.r2.is_some_and(|r2| (r2 - 0.3311).abs() < 0.001)
             && metrics.rmse.is_some_and(|rmse| (rmse - 58.57).abs() < 0.05),
         "the regression sample reported {metrics:?}"
+    );
+    // The tree samples, near the scores of LightGBM (accuracy 0.9737) and scikit-learn's
+    // random forest (R² 0.2687) on the same splits (tests/oracle/README.md).
+    let boosted = succeeded(&runs, "breast-cancer-boosted")
+        .await
+        .with_context(controller_log)?;
+    let metrics = boosted
+        .status
+        .and_then(|s| s.metrics)
+        .context("breast-cancer-boosted metrics")?;
+    ensure!(
+        metrics.accuracy.is_some_and(|accuracy| accuracy > 0.95),
+        "the gradient-boosted trees sample reported {metrics:?}"
+    );
+    let forest = succeeded(&runs, "diabetes-forest")
+        .await
+        .with_context(controller_log)?;
+    let metrics = forest
+        .status
+        .and_then(|s| s.metrics)
+        .context("diabetes-forest metrics")?;
+    ensure!(
+        metrics.score_name.as_deref() == Some("r2") && metrics.r2.is_some_and(|r2| r2 > 0.2),
+        "the random forest sample reported {metrics:?}"
     );
     let status = done.status.clone().context("status")?;
     let model = status.model.context("status.model")?;

@@ -400,6 +400,21 @@ async fn invalid_specs_are_refused_with_the_field_path(env: &TestEnv) -> Result<
             json!({"linearRegression": {}, "logisticRegression": {}}),
             format!("spec.algorithm: Invalid value: {ALGORITHM_RULE}"),
         ),
+        (
+            "classification",
+            json!({"gradientBoostedTrees": {"learningRate": 0.0}}),
+            "spec.algorithm.gradientBoostedTrees.learningRate".to_owned(),
+        ),
+        (
+            "regression",
+            json!({"randomForest": {"maxFeatures": "half"}}),
+            "spec.algorithm.randomForest.maxFeatures".to_owned(),
+        ),
+        (
+            "classification",
+            json!({"randomForest": {}, "gradientBoostedTrees": {}}),
+            format!("spec.algorithm: Invalid value: {ALGORITHM_RULE}"),
+        ),
     ] {
         let mut manifest = run_manifest("bad-task", &env.bucket, &ns.name, json!({}));
         manifest.spec.task = serde_json::from_value(json!(task))?;

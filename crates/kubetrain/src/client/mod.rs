@@ -109,7 +109,8 @@ pub struct SubmitArgs {
     /// A separate validation CSV instead of a random split.
     #[arg(long, value_name = "URI", conflicts_with = "filename")]
     validation_data: Option<String>,
-    /// Seed of the validation split.
+    /// Seed of the validation split (spec.dataset.seed); the tree algorithms' own seed is
+    /// --algorithm-seed.
     #[arg(
         long,
         value_name = "N",
@@ -117,11 +118,12 @@ pub struct SubmitArgs {
         allow_negative_numbers = true
     )]
     seed: Option<i64>,
-    /// The algorithm: logistic-regression (classification) or linear-regression (regression)
-    /// [default: logistic-regression].
+    /// The algorithm: logistic-regression (classification), linear-regression (regression),
+    /// gradient-boosted-trees or random-forest (either) [default: logistic-regression].
     #[arg(long, value_name = "NAME", conflicts_with = "filename")]
     algorithm: Option<String>,
-    /// What the model predicts: classification or regression [default: the algorithm's].
+    /// What the model predicts: classification or regression [default: the algorithm's;
+    /// classification for the tree algorithms, which do both].
     #[arg(long, value_name = "TASK", conflicts_with = "filename")]
     task: Option<String>,
     /// Linear regression: the L1 share of the penalty, in [0, 1] [default: 0].
@@ -135,7 +137,8 @@ pub struct SubmitArgs {
     /// Linear regression: fit an intercept [default: true].
     #[arg(long, value_name = "BOOL", conflicts_with = "filename")]
     fit_intercept: Option<bool>,
-    /// Upper bound on solver iterations [default: 100; 1000 for linear regression].
+    /// Logistic, linear regression and gradient-boosted trees: upper bound on solver
+    /// iterations, or boosting iterations [default: 100; 1000 for linear regression].
     #[arg(
         long,
         value_name = "N",
@@ -143,8 +146,9 @@ pub struct SubmitArgs {
         allow_negative_numbers = true
     )]
     max_iterations: Option<u32>,
-    /// Strength of the penalty (logistic: scikit-learn's 1/C; linear: Ridge's alpha)
-    /// [default: 1.0].
+    /// Logistic, linear regression and gradient-boosted trees: strength of the L2 penalty
+    /// (logistic: scikit-learn's 1/C; linear: Ridge's alpha; boosted trees: on the leaf
+    /// values) [default: 1.0; 0 for gradient-boosted trees].
     #[arg(
         long,
         value_name = "X",
@@ -152,7 +156,7 @@ pub struct SubmitArgs {
         allow_negative_numbers = true
     )]
     l2_penalty: Option<f64>,
-    /// Convergence tolerance [default: 1e-4].
+    /// Logistic and linear regression: convergence tolerance [default: 1e-4].
     #[arg(
         long,
         value_name = "X",
@@ -160,6 +164,69 @@ pub struct SubmitArgs {
         allow_negative_numbers = true
     )]
     tolerance: Option<f64>,
+    /// Gradient-boosted trees: shrinkage of each tree's output, in (0, 1] [default: 0.1].
+    #[arg(
+        long,
+        value_name = "X",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
+    learning_rate: Option<f64>,
+    /// Gradient-boosted trees: most leaves per tree [default: 31].
+    #[arg(long, value_name = "N", conflicts_with = "filename")]
+    max_leaves: Option<u32>,
+    /// Gradient-boosted trees and random forest: most levels below the root [default: no
+    /// limit].
+    #[arg(long, value_name = "N", conflicts_with = "filename")]
+    max_depth: Option<u32>,
+    /// Gradient-boosted trees and random forest: fewest training rows in a leaf [default: 20
+    /// for gradient-boosted trees, 1 for random forest].
+    #[arg(long, value_name = "N", conflicts_with = "filename")]
+    min_samples_leaf: Option<u32>,
+    /// Gradient-boosted trees: most bins per feature, 2 to 255 [default: 255].
+    #[arg(long, value_name = "N", conflicts_with = "filename")]
+    max_bins: Option<u32>,
+    /// Gradient-boosted trees: fraction of the rows each iteration is fit on, in (0, 1]
+    /// [default: 1].
+    #[arg(
+        long,
+        value_name = "X",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
+    subsample: Option<f64>,
+    /// Gradient-boosted trees: fraction of the features each tree may split on, in (0, 1]
+    /// [default: 1].
+    #[arg(
+        long,
+        value_name = "X",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
+    feature_fraction: Option<f64>,
+    /// Gradient-boosted trees: stop when the validation loss has not improved for N
+    /// iterations [default: no early stopping].
+    #[arg(long, value_name = "N", conflicts_with = "filename")]
+    early_stopping_rounds: Option<u32>,
+    /// Random forest: trees in the forest [default: 100].
+    #[arg(long, value_name = "N", conflicts_with = "filename")]
+    num_trees: Option<u32>,
+    /// Random forest: features drawn at each split: sqrt, log2, all or a fraction such as
+    /// 0.33 [default: sqrt for classification, all for regression].
+    #[arg(long, value_name = "sqrt|log2|all|F", conflicts_with = "filename")]
+    max_features: Option<String>,
+    /// Random forest: fit each tree on a bootstrap sample [default: true].
+    #[arg(long, value_name = "BOOL", conflicts_with = "filename")]
+    bootstrap: Option<bool>,
+    /// Gradient-boosted trees and random forest: seed of the row and feature sampling
+    /// (spec.algorithm.<member>.seed) [default: 0].
+    #[arg(
+        long,
+        value_name = "N",
+        conflicts_with = "filename",
+        allow_negative_numbers = true
+    )]
+    algorithm_seed: Option<i64>,
     /// Retries of a failed attempt [default: 2].
     #[arg(
         long,
@@ -384,6 +451,18 @@ fn build_run(args: &SubmitArgs) -> Result<(TrainingRun, String), ClientError> {
                 tolerance: args.tolerance,
                 l1_ratio: args.l1_ratio,
                 fit_intercept: args.fit_intercept,
+                learning_rate: args.learning_rate,
+                max_leaves: args.max_leaves,
+                max_depth: args.max_depth,
+                min_samples_leaf: args.min_samples_leaf,
+                max_bins: args.max_bins,
+                subsample: args.subsample,
+                feature_fraction: args.feature_fraction,
+                early_stopping_rounds: args.early_stopping_rounds,
+                num_trees: args.num_trees,
+                max_features: args.max_features.clone(),
+                bootstrap: args.bootstrap,
+                algorithm_seed: args.algorithm_seed,
                 backoff_limit: args.backoff_limit,
                 active_deadline_seconds: args.active_deadline_seconds,
                 ttl_seconds_after_finished: args.ttl_seconds_after_finished,

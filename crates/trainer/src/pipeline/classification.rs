@@ -23,24 +23,9 @@ pub(super) fn fit(
     sink: &dyn ProgressSink,
 ) -> Result<Trained, TrainError> {
     let Inputs { table, validation } = inputs;
-    let raw = labels_of(&table)?;
-    let classes = match &validation {
-        Some(v) => labels::class_set(&[raw, labels_of(v)?]),
-        None => labels::class_set(&[raw]),
-    };
-    if classes.len() < 2 {
-        return Err(TrainError::SingleClass {
-            uri: config.data.clone(),
-            column: config.label_column.clone(),
-            class: classes.labels.first().cloned().unwrap_or_default(),
-        });
-    }
-    let y = encode(&classes, raw)?;
+    let (classes, y, validation_y) = class_targets(config, &table, validation.as_ref())?;
     let features = table.feature_names.clone();
-    let validation = match validation {
-        Some(v) => Some((encode(&classes, labels_of(&v)?)?, v.features)),
-        None => None,
-    };
+    let validation = validation_y.zip(validation.map(|v| v.features));
     let (mut x_train, y_train, held_out) = hold_out(config, pool, table.features, y, validation)?;
     check_training_classes(config, &classes, &y_train)?;
 
@@ -98,6 +83,34 @@ pub(super) fn fit(
     })
 }
 
+/// The classes of the training and validation labels (at least two), and each table's labels
+/// as class indices.
+#[allow(clippy::type_complexity)]
+pub(super) fn class_targets(
+    config: &TrainConfig,
+    table: &Table,
+    validation: Option<&Table>,
+) -> Result<(ClassSet, Vec<usize>, Option<Vec<usize>>), TrainError> {
+    let raw = labels_of(table)?;
+    let classes = match validation {
+        Some(v) => labels::class_set(&[raw, labels_of(v)?]),
+        None => labels::class_set(&[raw]),
+    };
+    if classes.len() < 2 {
+        return Err(TrainError::SingleClass {
+            uri: config.data.clone(),
+            column: config.label_column.clone(),
+            class: classes.labels.first().cloned().unwrap_or_default(),
+        });
+    }
+    let y = encode(&classes, raw)?;
+    let validation_y = match validation {
+        Some(v) => Some(encode(&classes, labels_of(v)?)?),
+        None => None,
+    };
+    Ok((classes, y, validation_y))
+}
+
 fn labels_of(table: &Table) -> Result<&RawLabels, TrainError> {
     table
         .labels
@@ -112,7 +125,7 @@ fn encode(classes: &ClassSet, raw: &RawLabels) -> Result<Vec<usize>, TrainError>
         .ok_or_else(|| TrainError::Internal("a label is missing from the class set".into()))
 }
 
-fn check_training_classes(
+pub(super) fn check_training_classes(
     config: &TrainConfig,
     classes: &ClassSet,
     y_train: &[usize],

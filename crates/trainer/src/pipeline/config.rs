@@ -22,14 +22,61 @@ pub enum AlgorithmConfig {
     },
     /// Penalised least squares (regression).
     LinearRegression(LinearParams),
+    /// Gradient-boosted trees (either task); parameters as `spec.algorithm.gradientBoostedTrees`
+    /// (and nested under that key in `summary.json`, where their `seed` would clash with the
+    /// split's).
+    #[serde(with = "nested::gradient_boosted_trees")]
+    GradientBoostedTrees(kubetrain_api::GradientBoostedTrees),
+    /// A random forest (either task); parameters as `spec.algorithm.randomForest` (nested in
+    /// `summary.json` likewise).
+    #[serde(with = "nested::random_forest")]
+    RandomForest(kubetrain_api::RandomForest),
+}
+
+/// (De)serialize a variant's parameters under one key named like the spec member.
+mod nested {
+    macro_rules! under_key {
+        ($module:ident, $key:literal, $type:ty) => {
+            pub mod $module {
+                use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+                #[derive(Serialize)]
+                struct Out<'a> {
+                    #[serde(rename = $key)]
+                    params: &'a $type,
+                }
+
+                #[derive(Deserialize)]
+                struct In {
+                    #[serde(rename = $key)]
+                    params: $type,
+                }
+
+                pub fn serialize<S: Serializer>(params: &$type, s: S) -> Result<S::Ok, S::Error> {
+                    Out { params }.serialize(s)
+                }
+
+                pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$type, D::Error> {
+                    In::deserialize(d).map(|i| i.params)
+                }
+            }
+        };
+    }
+    under_key!(
+        gradient_boosted_trees,
+        "gradientBoostedTrees",
+        kubetrain_api::GradientBoostedTrees
+    );
+    under_key!(random_forest, "randomForest", kubetrain_api::RandomForest);
 }
 
 impl AlgorithmConfig {
-    /// The task the algorithm can do.
-    pub fn task(&self) -> Task {
+    /// The one task the algorithm can do; `None` when it does both.
+    pub fn only_task(&self) -> Option<Task> {
         match self {
-            AlgorithmConfig::LogisticRegression { .. } => Task::Classification,
-            AlgorithmConfig::LinearRegression(_) => Task::Regression,
+            AlgorithmConfig::LogisticRegression { .. } => Some(Task::Classification),
+            AlgorithmConfig::LinearRegression(_) => Some(Task::Regression),
+            AlgorithmConfig::GradientBoostedTrees(_) | AlgorithmConfig::RandomForest(_) => None,
         }
     }
 
@@ -38,6 +85,8 @@ impl AlgorithmConfig {
         match self {
             AlgorithmConfig::LogisticRegression { .. } => "logistic-regression",
             AlgorithmConfig::LinearRegression(_) => "linear-regression",
+            AlgorithmConfig::GradientBoostedTrees(_) => "gradient-boosted-trees",
+            AlgorithmConfig::RandomForest(_) => "random-forest",
         }
     }
 }
@@ -117,14 +166,16 @@ impl TrainConfig {
                 format!("must be in [0, 1), got {fraction}"),
             );
         }
-        if self.algorithm.task() != self.task {
+        if let Some(task) = self.algorithm.only_task()
+            && task != self.task
+        {
             return invalid(
                 "--task",
                 format!(
                     "--algorithm {} does {}; give --task {} (or another algorithm)",
                     self.algorithm.flag_name(),
-                    self.algorithm.task().as_str(),
-                    self.algorithm.task().as_str()
+                    task.as_str(),
+                    task.as_str()
                 ),
             );
         }
@@ -141,9 +192,21 @@ impl TrainConfig {
                 }
                 (params.max_iterations, params.l2_penalty, params.tolerance)
             }
+            AlgorithmConfig::GradientBoostedTrees(params) => {
+                check_boosting(params)?;
+                (u64::from(params.max_iterations), params.l2_penalty, 1.0)
+            }
+            AlgorithmConfig::RandomForest(params) => {
+                check_forest(params, self.task)?;
+                (u64::from(params.num_trees), 0.0, 1.0)
+            }
         };
         if max_iterations == 0 {
-            return invalid("--max-iterations", "must be at least 1".into());
+            let field = match self.algorithm {
+                AlgorithmConfig::RandomForest(_) => "--num-trees",
+                _ => "--max-iterations",
+            };
+            return invalid(field, "must be at least 1".into());
         }
         if !(l2_penalty.is_finite() && l2_penalty >= 0.0) {
             return invalid(
@@ -162,6 +225,75 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// The bounds `spec.algorithm.gradientBoostedTrees` has in the CRD schema, for runs that do
+/// not pass through the API server.
+fn check_boosting(p: &kubetrain_api::GradientBoostedTrees) -> Result<(), TrainError> {
+    let fraction = |field: &'static str, value: f64| {
+        if value.is_finite() && value > 0.0 && value <= 1.0 {
+            Ok(())
+        } else {
+            Err(TrainError::InvalidParameter {
+                field,
+                message: format!("must be in (0, 1], got {value}"),
+            })
+        }
+    };
+    fraction("--learning-rate", p.learning_rate)?;
+    fraction("--subsample", p.subsample)?;
+    fraction("--feature-fraction", p.feature_fraction)?;
+    check_count("--max-leaves", p.max_leaves, 2, 131_072)?;
+    check_count("--max-bins", p.max_bins, 2, 255)?;
+    check_count("--min-samples-leaf", p.min_samples_leaf, 1, u32::MAX)?;
+    if let Some(depth) = p.max_depth {
+        check_count("--max-depth", depth, 1, 64)?;
+    }
+    if let Some(rounds) = p.early_stopping_rounds {
+        check_count("--early-stopping-rounds", rounds, 1, u32::MAX)?;
+    }
+    check_seed(p.seed)
+}
+
+/// The bounds `spec.algorithm.randomForest` has in the CRD schema.
+fn check_forest(p: &kubetrain_api::RandomForest, task: Task) -> Result<(), TrainError> {
+    check_count("--min-samples-leaf", p.min_samples_leaf, 1, u32::MAX)?;
+    if let Some(depth) = p.max_depth {
+        check_count("--max-depth", depth, 1, 64)?;
+    }
+    kubetrain_api::algorithm::max_features_count(p.max_features.as_deref(), task, 1).map_err(
+        |message| TrainError::InvalidParameter {
+            field: "--max-features",
+            message,
+        },
+    )?;
+    check_seed(p.seed)
+}
+
+fn check_count(field: &'static str, value: u32, min: u32, max: u32) -> Result<(), TrainError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else if max == u32::MAX {
+        Err(TrainError::InvalidParameter {
+            field,
+            message: format!("must be at least {min}, got {value}"),
+        })
+    } else {
+        Err(TrainError::InvalidParameter {
+            field,
+            message: format!("must be in [{min}, {max}], got {value}"),
+        })
+    }
+}
+
+fn check_seed(seed: i64) -> Result<(), TrainError> {
+    if seed < 0 {
+        return Err(TrainError::InvalidParameter {
+            field: "--algorithm-seed",
+            message: format!("must be at least 0, got {seed}"),
+        });
+    }
+    Ok(())
 }
 
 /// Everything `predict` needs.

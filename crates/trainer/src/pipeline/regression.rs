@@ -82,7 +82,11 @@ pub(super) fn fit(
 }
 
 /// The label column of `table` (read from `uri`) as numbers.
-fn targets_of(config: &TrainConfig, uri: &str, table: &Table) -> Result<Vec<f64>, TrainError> {
+pub(super) fn targets_of(
+    config: &TrainConfig,
+    uri: &str,
+    table: &Table,
+) -> Result<Vec<f64>, TrainError> {
     let raw = table.labels.as_ref().ok_or_else(|| {
         TrainError::Internal(format!(
             "the target column '{}' was not read",

@@ -82,7 +82,9 @@ pub struct FitSummary {
     /// Why the solver stopped.
     pub stop_reason: String,
     /// Objective value at the solution, summed over the training rows: Σ logloss + α/2 ‖W‖²
-    /// for logistic regression, the penalised half sum of squares for linear regression.
+    /// for logistic regression, the penalised half sum of squares for linear regression; for
+    /// tree models the loss boosting minimises (log loss, or half the squared error) of the
+    /// final model, summed.
     pub objective: f64,
     /// Passes over the training data.
     pub evaluations: Option<u64>,
@@ -183,6 +185,7 @@ impl TrainSummary {
                 total,
                 percent: 100.0,
                 loss: Some(self.training_loss()),
+                validation_loss: None,
                 estimated_remaining_seconds: Some(0.0),
                 updated: Some(Time(now)),
             },

@@ -7,11 +7,11 @@ use crate::metrics::ClassificationMetrics;
 use crate::progress::NoProgress;
 use crate::solver::{FitParams, SolverKind};
 
-fn dataset(name: &str) -> String {
+pub(super) fn dataset(name: &str) -> String {
     format!("{}/../../tests/data/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn config(data: &str, out: &Path) -> TrainConfig {
+pub(super) fn config(data: &str, out: &Path) -> TrainConfig {
     TrainConfig {
         data: data.to_string(),
         label_column: "label".into(),
@@ -36,7 +36,7 @@ fn config(data: &str, out: &Path) -> TrainConfig {
 }
 
 /// The classification metrics of a summary.
-fn classified(summary: &TrainSummary) -> &ClassificationMetrics {
+pub(super) fn classified(summary: &TrainSummary) -> &ClassificationMetrics {
     match &summary.metrics {
         Evaluation::Classification(m) => m,
         Evaluation::Regression(m) => panic!("a classifier's summary has {m:?}"),
@@ -47,7 +47,7 @@ fn classified(summary: &TrainSummary) -> &ClassificationMetrics {
 fn logistic(config: &mut TrainConfig) -> &mut FitParams {
     match &mut config.algorithm {
         AlgorithmConfig::LogisticRegression { params, .. } => params,
-        AlgorithmConfig::LinearRegression(_) => panic!("a logistic configuration"),
+        _ => panic!("a logistic configuration"),
     }
 }
 

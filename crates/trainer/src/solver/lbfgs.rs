@@ -121,6 +121,7 @@ pub(super) fn fit(
                 iteration,
                 total: max_iterations,
                 loss: value,
+                validation_loss: None,
                 elapsed: started.elapsed(),
             });
         }
