@@ -352,3 +352,159 @@ fn unreachable_storage_exits_75_transient() {
         "path-style request expected: {stderr}"
     );
 }
+
+/// `kubetrain train` then `kubetrain predict` of a tree model; the metric lines `predict`
+/// printed on stderr, and its CSV.
+fn tree_through_cli(
+    algorithm: &str,
+    set: &str,
+    label: &str,
+    task: &str,
+    extra: &[&str],
+) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(algorithm);
+    let mut args = vec![
+        "train",
+        "--algorithm",
+        algorithm,
+        "--task",
+        task,
+        "--label-column",
+        label,
+        "--validation-fraction",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+        "--progress",
+        "json",
+    ];
+    let train_csv = data_arg(&format!("{set}_train.csv"));
+    args.extend(["--data", &train_csv]);
+    args.extend(extra);
+    let train = kubetrain(&args);
+    let stdout = text(&train.stdout);
+    assert!(
+        train.status.success(),
+        "train failed: {}",
+        text(&train.stderr)
+    );
+    // Progress: one JSON line per tree or iteration, out of the total.
+    let progress: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["event"] == "progress")
+        .collect();
+    assert!(progress.len() >= 10, "{stdout}");
+    assert_eq!(progress.last().unwrap()["iteration"], progress[0]["total"]);
+    let predict = kubetrain(&[
+        "predict",
+        "--model",
+        out.join("model.json").to_str().unwrap(),
+        "--data",
+        &data_arg(&format!("{set}_test.csv")),
+    ]);
+    assert!(
+        predict.status.success(),
+        "predict failed: {}",
+        text(&predict.stderr)
+    );
+    (text(&predict.stderr), text(&predict.stdout))
+}
+
+fn metric(stderr: &str, name: &str) -> f64 {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} line in {stderr:?}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn tree_models_train_and_predict_both_tasks_through_the_cli() {
+    // Reference scores: tests/oracle/README.md (LightGBM 0.9639 on digits, scikit-learn's
+    // RandomForestRegressor R² 0.2687 on diabetes).
+    let (stderr, csv) = tree_through_cli(
+        "gradient-boosted-trees",
+        "digits",
+        "label",
+        "classification",
+        &[],
+    );
+    assert!(
+        (metric(&stderr, "accuracy") - 0.9639).abs() < 0.01,
+        "{stderr}"
+    );
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .starts_with("prediction,p_0,p_1"),
+        "{csv}"
+    );
+    let (stderr, csv) = tree_through_cli(
+        "random-forest",
+        "diabetes",
+        "target",
+        "regression",
+        &["--num-trees", "50", "--algorithm-seed", "1"],
+    );
+    assert!(metric(&stderr, "r2") > 0.2687 - 0.03, "{stderr}");
+    assert!(metric(&stderr, "rmse").is_finite());
+    assert_eq!(csv.lines().next(), Some("prediction"));
+    assert_eq!(csv.lines().count(), 90);
+    let (stderr, _) = tree_through_cli(
+        "gradient-boosted-trees",
+        "diabetes",
+        "target",
+        "regression",
+        &["--max-leaves", "15", "--learning-rate", "0.05"],
+    );
+    assert!(metric(&stderr, "r2") > 0.1, "{stderr}");
+    let (stderr, _) = tree_through_cli(
+        "random-forest",
+        "breast_cancer",
+        "label",
+        "classification",
+        &["--max-features", "0.5", "--max-depth", "8"],
+    );
+    assert!(metric(&stderr, "accuracy") > 0.94, "{stderr}");
+}
+
+#[test]
+fn a_parameter_of_another_tree_family_exits_65_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = kubetrain(&[
+        "train",
+        "--algorithm",
+        "gradient-boosted-trees",
+        "--num-trees",
+        "10",
+        "--data",
+        &data_arg("breast_cancer_train.csv"),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(65), "{stderr}");
+    assert!(stderr.starts_with("error: --num-trees: "), "{stderr}");
+    let run = kubetrain(&[
+        "train",
+        "--algorithm",
+        "gradient-boosted-trees",
+        "--learning-rate",
+        "0",
+        "--data",
+        &data_arg("breast_cancer_train.csv"),
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("--learning-rate") && stderr.contains("(0, 1]"),
+        "{stderr}"
+    );
+    assert!(files_in(&dir.path().join("out")).is_empty());
+}

@@ -724,3 +724,91 @@ async fn linear_regression_trains_reports_r2_and_predicts_values() {
     assert!(body.contains("spec.task"), "{body}");
     assert!(body.contains("set task to regression"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_models_train_report_progress_and_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("state"), 2, None, None);
+    server.wait_ready().await;
+    let out = dir.path().join("m");
+    // Boosted trees as a regressor, a forest as a classifier (the chart's samples train the
+    // other two combinations on the real control plane).
+    let mut boosted = run(
+        "boosted",
+        &data("diabetes_train.csv"),
+        &out,
+        json!({"task": "regression"}),
+    );
+    boosted["spec"]["algorithm"] =
+        json!({"gradientBoostedTrees": {"maxIterations": 60, "earlyStoppingRounds": 10}});
+    boosted["spec"]["dataset"]["labelColumn"] = json!("target");
+    let mut forest = run("forest", &data("breast_cancer_train.csv"), &out, json!({}));
+    forest["spec"]["algorithm"] = json!({"randomForest": {"numTrees": 40, "seed": 2}});
+    server.create(boosted).await;
+    server.create(forest).await;
+
+    let done = server.wait_phase("boosted", "Succeeded", 120).await;
+    assert_eq!(
+        done["status"]["algorithm"], "gradientBoostedTrees",
+        "{done:#}"
+    );
+    assert_eq!(done["status"]["metrics"]["scoreName"], "r2");
+    assert_eq!(done["status"]["progress"]["total"], 60);
+    assert!(
+        done["status"]["topFeatures"].as_array().unwrap().len() == 5,
+        "{done:#}"
+    );
+    let done = server.wait_phase("forest", "Succeeded", 120).await;
+    let metrics = &done["status"]["metrics"];
+    assert!(metrics["accuracy"].as_f64().unwrap() > 0.9, "{done:#}");
+    assert_eq!(done["status"]["progress"]["iteration"], 40);
+
+    let predict = |name: &'static str, width: usize| {
+        let http = server.http.clone();
+        let url = format!(
+            "{}/v1/namespaces/default/trainingruns/{name}/predict",
+            server.url
+        );
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({"rows": [vec![0.0; width], vec![0.05; width]]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let values = predict("boosted", 10).await;
+    assert_eq!(values["values"].as_array().unwrap().len(), 2, "{values}");
+    let classes = predict("forest", 30).await;
+    assert_eq!(classes["classes"].as_array().unwrap().len(), 2, "{classes}");
+    assert_eq!(
+        classes["probabilities"][0].as_array().unwrap().len(),
+        2,
+        "{classes}"
+    );
+
+    // Parameters out of bounds are refused with their field path, as by the API server.
+    let mut bad = run(
+        "bad-rate",
+        &data("breast_cancer_train.csv"),
+        &out,
+        json!({}),
+    );
+    bad["spec"]["algorithm"] = json!({"gradientBoostedTrees": {"learningRate": 0}});
+    let refused = server
+        .http
+        .post(format!("{}/v1/namespaces/default/trainingruns", server.url))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let body = refused.text().await.unwrap();
+    assert!(
+        body.contains("spec.algorithm.gradientBoostedTrees.learningRate"),
+        "{body}"
+    );
+}
