@@ -13,8 +13,11 @@ in the same run and with THREADS threads each:
     `RandomForest*(n_estimators=100, n_jobs=THREADS)`.
 Fit seconds: kubetrain's from summary.json (binning + boosting, data already parsed); the
 peers' `fit` on a NumPy array already in memory. Scores on the 20% test split, kubetrain's
-through `kubetrain predict` (which also times loading the model). Peak RSS of each kubetrain
-process (from wait4) is printed beside the float64 size of the training feature matrix.
+through `kubetrain predict`; "load s" is `kubetrain predict` of a single row, which is almost
+all loading the model. Peak RSS of each kubetrain
+process (from wait4), and in brackets the peak while fitting (summary.json's
+`fitPeakMemoryBytes`: the parsed data, float32, plus the fit), beside the float64 size of the
+training feature matrix.
 """
 import json, os, subprocess, sys, time
 from io import StringIO
@@ -33,6 +36,11 @@ SETS = [
     ("classification", "label", f"train_{rows}x{features}.csv", f"test_{rows}x{features}.csv"),
     ("regression", "target", f"reg_train_{rows}x{features}.csv", f"reg_test_{rows}x{features}.csv"),
 ]
+# BENCH_TREE_TASKS=regression runs one task only. BENCH_FOREST_ROWS=N fits the forests (both
+# sides) on the first N training rows: scikit-learn's RandomForestRegressor tries every feature
+# at every split and takes tens of minutes on 160,000 x 50 on 2 cores.
+TASKS = os.environ.get("BENCH_TREE_TASKS", "classification,regression").split(",")
+FOREST_ROWS = int(os.environ.get("BENCH_FOREST_ROWS", "0")) or None
 
 
 def run(args):
@@ -62,13 +70,19 @@ def kubetrain_fit(task, label, train, test, algorithm, name):
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
     model = os.path.join(out, "model.json")
+    # Loading the model: `predict` of a single row is almost nothing else.
+    one_row = os.path.join(work, f"one_row_{name}.csv")
+    with open(test) as src, open(one_row, "w") as dst:
+        dst.write(src.readline() + src.readline())
+    load, _, _ = run([kubetrain, "predict", "--model", model, "--data", one_row])
     seconds, _, text = run([kubetrain, "predict", "--model", model, "--data", test,
                             "--threads", str(threads)])
     predicted = pd.read_csv(StringIO(text))
     proba = predicted[[c for c in predicted.columns if c.startswith("p_")]].to_numpy() \
         if task == "classification" else None
-    return summary["timings"]["fitSeconds"], rss, predicted["prediction"].to_numpy(), proba, \
-        os.path.getsize(model) / 1e6, seconds
+    fit_peak = (summary["timings"].get("fitPeakMemoryBytes") or 0) / 1e6
+    return summary["timings"]["fitSeconds"], (rss, fit_peak), predicted["prediction"].to_numpy(), proba, \
+        os.path.getsize(model) / 1e6, seconds, load
 
 
 def peer_fit(model, X, y, X_test, task):
@@ -82,6 +96,8 @@ def peer_fit(model, X, y, X_test, task):
 
 
 for task, label, train_name, test_name in SETS:
+    if task not in TASKS:
+        continue
     train, test = os.path.join(work, train_name), os.path.join(work, test_name)
     frame, test_frame = pd.read_csv(train), pd.read_csv(test)
     X, y = frame.drop(columns=label).to_numpy(), frame[label].to_numpy()
@@ -97,24 +113,33 @@ for task, label, train_name, test_name in SETS:
         "RandomForest": (RandomForestClassifier if classify else RandomForestRegressor)(
             n_estimators=100, n_jobs=threads, random_state=0),
     }
-    results = {name: peer_fit(model, X, y, X_test, task) for name, model in peers.items()}
+    forest_train = train
+    if FOREST_ROWS and FOREST_ROWS < len(y):
+        forest_train = os.path.join(work, f"forest_{FOREST_ROWS}_{train_name}")
+        frame.head(FOREST_ROWS).to_csv(forest_train, index=False)
+    results = {}
+    for name, model in peers.items():
+        cut = FOREST_ROWS if name == "RandomForest" else None
+        results[name] = peer_fit(model, X[:cut], y[:cut], X_test, task)
     ours = {
         "gradient-boosted-trees": kubetrain_fit(task, label, train, test, "gradient-boosted-trees", f"gbt-{task}"),
-        "random-forest": kubetrain_fit(task, label, train, test, "random-forest", f"rf-{task}"),
+        "random-forest": kubetrain_fit(task, label, forest_train, test, "random-forest", f"rf-{task}"),
     }
     metric = ("accuracy", "log loss") if classify else ("R2", "RMSE")
     print()
     print(f"trees, {task}: {len(y)} train x {X.shape[1]} features, {len(y_test)} test rows; "
-          f"{threads} threads each; feature matrix {matrix_mb:.0f} MB as float64")
-    print(f"{'':<26}{'fit s':>9}{metric[0]:>10}{metric[1]:>10}{'peak RSS MB':>13}{'model MB':>10}{'predict s':>11}")
+          f"{threads} threads each; feature matrix {matrix_mb:.0f} MB as float64"
+          + (f"; forests on the first {FOREST_ROWS} rows" if FOREST_ROWS else ""))
+    print(f"{'':<26}{'fit s':>9}{metric[0]:>10}{metric[1]:>10}{'peak RSS MB':>19}{'model MB':>10}"
+          f"{'predict s':>11}{'load s':>8}")
     scores = {}
     for name, (fit, predicted, proba) in results.items():
         scores[name] = (fit,) + score(task, y_test, predicted, proba)
         print(f"{name:<26}{fit:>9.2f}{scores[name][1]:>10.4f}{scores[name][2]:>10.4f}")
-    for name, (fit, rss, predicted, proba, model_mb, predict_s) in ours.items():
+    for name, (fit, rss, predicted, proba, model_mb, predict_s, load_s) in ours.items():
         scores[name] = (fit,) + score(task, y_test, predicted, proba)
         print(f"{'kubetrain ' + name:<26}{fit:>9.2f}{scores[name][1]:>10.4f}{scores[name][2]:>10.4f}"
-              f"{rss:>13.0f}{model_mb:>10.1f}{predict_s:>11.2f}")
+              f"{rss[0]:>10.0f} ({rss[1]:>4.0f} fit){model_mb:>10.1f}{predict_s:>11.2f}{load_s:>8.2f}")
     gbt, rf = scores["gradient-boosted-trees"], scores["random-forest"]
     unit, scale = ("pp", 100) if classify else ("", 1)
     for peer in ("LightGBM", "HistGB"):

@@ -14,6 +14,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod labels;
 pub mod least_squares;
+pub mod memory;
 pub mod metrics;
 pub mod pipeline;
 pub mod progress;

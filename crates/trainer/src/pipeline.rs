@@ -102,6 +102,7 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
     };
     let validation_fingerprint = validation_input.as_ref().map(|(_, f)| f.clone());
 
+    let measured = crate::memory::reset_peak();
     let clock = Instant::now();
     let inputs = Inputs {
         table,
@@ -119,6 +120,7 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
         }
     };
     let fit = clock.elapsed();
+    let fit_peak = measured.and_then(|()| crate::memory::peak_bytes());
     let features = trained.model.feature_names().to_vec();
     let model = trained.model;
 
@@ -152,7 +154,10 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
             .collect(),
         evaluated_on: trained.evaluated_on,
         fit: trained.fit,
-        timings: Timings::new(read, parse, fit, started.elapsed()),
+        timings: Timings {
+            fit_peak_memory_bytes: fit_peak,
+            ..Timings::new(read, parse, fit, started.elapsed())
+        },
     });
     let summary_bytes = Bytes::from(
         serde_json::to_vec_pretty(&summary).map_err(|e| TrainError::Internal(e.to_string()))?,
@@ -370,6 +375,7 @@ impl Timings {
             parse_seconds: parse.as_secs_f64(),
             fit_seconds: fit.as_secs_f64(),
             total_seconds: total.as_secs_f64(),
+            fit_peak_memory_bytes: None,
         }
     }
 }

@@ -49,7 +49,8 @@ impl<W: Write> ProgressSink for JsonLines<W> {
     }
 }
 
-/// Human-readable lines, e.g. `iteration 3/100  loss 0.310412  0.02s`.
+/// Human-readable lines, e.g. `iteration 3/100  loss 0.310412  0.02s`, with
+/// `validation loss 0.334512` before the time when the fit watches validation rows.
 #[derive(Debug)]
 pub struct Text<W: Write> {
     out: Mutex<W>,
@@ -67,9 +68,13 @@ impl<W: Write> Text<W> {
 impl<W: Write> ProgressSink for Text<W> {
     fn report(&self, p: &Iteration) {
         if let Ok(mut out) = self.out.lock() {
+            let validation = p
+                .validation_loss
+                .map(|l| format!("  validation loss {l:.6}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "iteration {}/{}  loss {:.6}  {:.2}s",
+                "iteration {}/{}  loss {:.6}{validation}  {:.2}s",
                 p.iteration,
                 p.total,
                 p.loss,

@@ -102,6 +102,10 @@ pub struct Timings {
     pub fit_seconds: f64,
     /// From the start of `train` until the summary was serialized.
     pub total_seconds: f64,
+    /// Peak resident memory of the process while fitting (the parsed data included), in
+    /// bytes; absent where it cannot be measured (see `crate::memory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_peak_memory_bytes: Option<u64>,
 }
 
 /// The content of `summary.json`.

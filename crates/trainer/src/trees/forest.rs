@@ -43,6 +43,10 @@ pub fn forest(
     let binned = pool.install(|| BinnedMatrix::fit(x, MAX_BINS));
     let n = binned.rows;
     let outputs = target.classes().max(1);
+    let mean_target = match target {
+        Target::Values(y) => y.iter().sum::<f64>() / y.len().max(1) as f64,
+        Target::Classes { .. } => 0.0,
+    };
     let stats = match target {
         Target::Classes { y, classes } => {
             let mut gradients = vec![0.0; n * classes];
@@ -55,9 +59,10 @@ pub fn forest(
                 hessians: vec![1.0; n],
             }
         }
+        // Centred, so that split gains are not lost in the rounding of a large mean.
         Target::Values(y) => RowStats {
             k: 1,
-            gradients: y.iter().map(|v| -v).collect(),
+            gradients: y.iter().map(|v| mean_target - v).collect(),
             hessians: vec![1.0; n],
         },
     };
@@ -106,7 +111,9 @@ pub fn forest(
                     } else {
                         (0..n as u32).collect()
                     };
-                    grow(&binned, &stats, rows, &features, &grow_params, &mut rng)
+                    let mut tree = grow(&binned, &stats, rows, &features, &grow_params, &mut rng);
+                    tree.shift_leaves(mean_target);
+                    tree
                 })
                 .collect()
         });

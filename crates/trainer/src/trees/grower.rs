@@ -19,6 +19,11 @@ use rand::seq::index;
 use super::binning::BinnedMatrix;
 use super::histogram::{Histogram, RowStats, Split, SplitRules, best_split_by_sorting};
 
+/// Memory for the histograms of leaves waiting to be split (LightGBM's
+/// `histogram_pool_size`): beyond it a leaf's histogram is dropped and rebuilt from its rows
+/// when the leaf is split, which costs time, not correctness.
+const HISTOGRAM_BUDGET_BYTES: usize = 512 << 20;
+
 /// How a tree grows.
 #[derive(Debug, Clone, Copy)]
 pub struct GrowParams {
@@ -47,6 +52,18 @@ pub struct GrownTree {
 }
 
 impl GrownTree {
+    /// Add `offset` to every leaf value (a tree fit to centred targets).
+    pub fn shift_leaves(&mut self, offset: f64) {
+        if offset == 0.0 {
+            return;
+        }
+        for node in &mut self.nodes {
+            if let Node::Leaf(values) = node {
+                values.iter_mut().for_each(|v| *v += offset);
+            }
+        }
+    }
+
     /// The values of the leaf training row `row` reaches.
     pub fn leaf_values(&self, binned: &BinnedMatrix, row: usize) -> &[f64] {
         let mut node = 0;
@@ -118,10 +135,33 @@ impl Ord for Candidate {
 pub fn grow(
     binned: &BinnedMatrix,
     stats: &RowStats,
+    rows: Vec<u32>,
+    features: &[usize],
+    params: &GrowParams,
+    rng: &mut impl Rng,
+) -> GrownTree {
+    let one = features.len().max(1) * binned.max_bins_with_missing() * stats.width() * 8;
+    grow_with_budget(
+        binned,
+        stats,
+        rows,
+        features,
+        params,
+        rng,
+        HISTOGRAM_BUDGET_BYTES / one,
+    )
+}
+
+/// [`grow`], keeping at most `histograms` leaf histograms at once (0: each leaf's histogram is
+/// rebuilt from its rows when it is split).
+pub fn grow_with_budget(
+    binned: &BinnedMatrix,
+    stats: &RowStats,
     mut rows: Vec<u32>,
     features: &[usize],
     params: &GrowParams,
     rng: &mut impl Rng,
+    histograms: usize,
 ) -> GrownTree {
     let mut grower = Grower {
         binned,
@@ -133,6 +173,8 @@ pub fn grow(
         gains: Vec::new(),
         leaves: Vec::new(),
         scratch: Vec::new(),
+        kept_histograms: 0,
+        histogram_budget: histograms,
     };
     let total = stats.total(&rows);
     let histogram = params
@@ -168,6 +210,10 @@ struct Grower<'a> {
     gains: Vec<(usize, f64)>,
     leaves: Vec<Leaf>,
     scratch: Vec<u32>,
+    /// Leaves waiting to be split that hold their histogram.
+    kept_histograms: usize,
+    /// The most histograms kept at once (0: rebuild every one from rows).
+    histogram_budget: usize,
 }
 
 impl Grower<'_> {
@@ -183,7 +229,8 @@ impl Grower<'_> {
         let n = leaf.end - leaf.start;
         let rules = &self.params.rules;
         let too_deep = self.params.max_depth.is_some_and(|d| leaf.depth >= d);
-        let split = if too_deep || n < 2 * rules.min_samples_leaf.max(1) {
+        let split = if too_deep || n < 2 * rules.min_samples_leaf.max(1) || self.features.is_empty()
+        {
             None
         } else if let Some(count) = self.params.features_per_split {
             let drawn: Vec<usize> = index::sample(rng, self.features.len(), count)
@@ -208,17 +255,30 @@ impl Grower<'_> {
                 )
             }
         } else {
-            leaf.histogram
-                .as_ref()
-                .and_then(|h| h.best_split(self.binned, &leaf.total, rules))
+            let built;
+            let histogram = match &leaf.histogram {
+                Some(h) => h,
+                None => {
+                    // Dropped to stay within the memory budget: rebuilt from the rows.
+                    let node_rows = &rows[leaf.start..leaf.end];
+                    built = Histogram::build(self.binned, self.stats, node_rows, self.features);
+                    &built
+                }
+            };
+            histogram.best_split(self.binned, &leaf.total, rules)
         };
-        match split {
-            Some(split) => queue.push(Candidate {
+        let keep = split.is_some() && self.kept_histograms < self.histogram_budget;
+        if !keep {
+            self.leaves[id].histogram = None;
+        } else if self.leaves[id].histogram.is_some() {
+            self.kept_histograms += 1;
+        }
+        if let Some(split) = split {
+            queue.push(Candidate {
                 gain: split.gain,
                 leaf: id,
                 split,
-            }),
-            None => self.leaves[id].histogram = None,
+            });
         }
     }
 
@@ -281,6 +341,9 @@ impl Grower<'_> {
 
         // Histograms: build the smaller child's, subtract it from the parent's.
         let parent = self.leaves[id].histogram.take();
+        if parent.is_some() {
+            self.kept_histograms -= 1;
+        }
         let left_small = write - start <= end - write;
         let (left_histogram, right_histogram) = match parent {
             Some(parent) => {

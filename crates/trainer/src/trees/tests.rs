@@ -270,3 +270,69 @@ fn per_split_feature_draws_use_only_the_trees_features() {
     assert!(tree.gains.len() > 10);
     assert!(tree.gains.iter().all(|(f, _)| [1, 3, 5].contains(f)));
 }
+
+#[test]
+fn a_forest_splits_targets_whose_mean_dwarfs_their_spread() {
+    // Timestamp-like targets: 1e6 plus 0 or 1 as feature 0 is low or high.
+    let rows = 1000;
+    let x = Array2::from_shape_fn((rows, 1), |(r, _)| r as f32 / rows as f32);
+    let y: Vec<f64> = (0..rows)
+        .map(|r| 1e6 + if r >= rows / 2 { 1.0 } else { 0.0 })
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let params = kubetrain_api::RandomForest {
+        num_trees: 3,
+        bootstrap: false,
+        ..Default::default()
+    };
+    let fit = super::forest::forest(
+        x.view(),
+        &super::Target::Values(&y),
+        None,
+        &params,
+        1,
+        &pool,
+        &crate::progress::NoProgress,
+    );
+    let low = fit.trees.leaf_values(0, |_| 0.1)[0];
+    let high = fit.trees.leaf_values(0, |_| 0.9)[0];
+    assert_eq!((low, high), (1e6, 1e6 + 1.0));
+}
+
+#[test]
+fn a_small_histogram_budget_only_costs_time() {
+    // With every histogram dropped and rebuilt from rows, the tree is the same.
+    let (x, y) = random_data(3000, 4, 9);
+    let binned = BinnedMatrix::fit(x.view(), 255);
+    let stats = regression_stats(&y);
+    let features = [0, 1, 2, 3];
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let tree = grow(
+        &binned,
+        &stats,
+        (0..3000).collect(),
+        &features,
+        &params(63, None, 5),
+        &mut rng,
+    );
+    let rebuilt = super::grower::grow_with_budget(
+        &binned,
+        &stats,
+        (0..3000).collect(),
+        &features,
+        &params(63, None, 5),
+        &mut rng,
+        0,
+    );
+    // The same splits; leaf values equal up to the rounding of sums taken in another order.
+    assert_eq!(tree.nodes.len(), rebuilt.nodes.len());
+    for (a, b) in tree.nodes.iter().zip(&rebuilt.nodes) {
+        match (a, b) {
+            (Node::Leaf(a), Node::Leaf(b)) => assert!((a[0] - b[0]).abs() < 1e-9, "{a:?} {b:?}"),
+            _ => assert_eq!(a, b),
+        }
+    }
+}
