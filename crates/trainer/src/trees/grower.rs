@@ -5,9 +5,9 @@
 //!
 //! Two ways to find a leaf's best split: over every feature of the tree, with a histogram
 //! per leaf where a split's larger child's histogram is its parent's minus the smaller
-//! child's (boosting); or over a fresh draw of features at each split (random forests),
-//! from a histogram of those features, or by sorting the rows of a leaf smaller than the
-//! number of bins.
+//! child's (boosting); or over a fresh draw of features at each split (random forests), one
+//! feature at a time into a reused histogram that touches only the bins the leaf's rows fall
+//! into, so a small leaf costs its rows, not the bin count.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -17,7 +17,7 @@ use rand::Rng;
 use rand::seq::index;
 
 use super::binning::BinnedMatrix;
-use super::histogram::{Histogram, RowStats, Split, SplitRules, best_split_by_sorting};
+use super::histogram::{Histogram, RowStats, Split, SplitRules, best_split_one_feature_at_a_time};
 
 /// Memory for the histograms of leaves waiting to be split (LightGBM's
 /// `histogram_pool_size`): beyond it a leaf's histogram is dropped and rebuilt from its rows
@@ -238,22 +238,14 @@ impl Grower<'_> {
                 .map(|i| self.features[i])
                 .collect();
             let node_rows = &rows[leaf.start..leaf.end];
-            if n < 2 * self.binned.max_bins_with_missing() {
-                best_split_by_sorting(
-                    self.binned,
-                    self.stats,
-                    node_rows,
-                    &drawn,
-                    &leaf.total,
-                    rules,
-                )
-            } else {
-                Histogram::build(self.binned, self.stats, node_rows, &drawn).best_split(
-                    self.binned,
-                    &leaf.total,
-                    rules,
-                )
-            }
+            best_split_one_feature_at_a_time(
+                self.binned,
+                self.stats,
+                node_rows,
+                &drawn,
+                &leaf.total,
+                rules,
+            )
         } else {
             let built;
             let histogram = match &leaf.histogram {

@@ -221,16 +221,61 @@ pub fn best_split_of_feature<'a>(
     total: &[f64],
     rules: &SplitRules,
 ) -> Option<Split> {
+    scan_feature(
+        f,
+        bins,
+        missing,
+        total,
+        rules,
+        &mut Scratch::new(total.len()),
+    )
+}
+
+/// Buffers of one split scan, reused across features.
+struct Scratch {
+    left: Vec<f64>,
+    right: Vec<f64>,
+    with_missing: Vec<f64>,
+    best_left: Vec<f64>,
+    zero: Vec<f64>,
+}
+
+impl Scratch {
+    fn new(width: usize) -> Scratch {
+        Scratch {
+            left: vec![0.0; width],
+            right: vec![0.0; width],
+            with_missing: vec![0.0; width],
+            best_left: vec![0.0; width],
+            zero: vec![0.0; width],
+        }
+    }
+}
+
+fn scan_feature<'a>(
+    f: usize,
+    bins: impl Iterator<Item = (u8, &'a [f64])>,
+    missing: &[f64],
+    total: &[f64],
+    rules: &SplitRules,
+    scratch: &mut Scratch,
+) -> Option<Split> {
     let width = total.len();
     let k = width - 2;
     let parent = score(total, rules.l2_penalty);
     // Gains below this are rounding noise (a pure node, or a useless split).
     let noise = 1e-10 * parent.abs().max(1e-300) + f64::MIN_POSITIVE;
     let has_missing = missing[k + 1] > 0.0;
-    let mut left = vec![0.0; width];
-    let mut right = vec![0.0; width];
-    let mut with_missing = vec![0.0; width];
-    let mut best: Option<Split> = None;
+    let Scratch {
+        left,
+        right,
+        with_missing,
+        best_left,
+        ..
+    } = scratch;
+    left.fill(0.0);
+    // (gain, bin, missing_left) of the best split so far; its left statistics in best_left.
+    let mut best: Option<(f64, u8, bool)> = None;
     let mut bins = bins.peekable();
     while let Some((bin, stats)) = bins.next() {
         for (l, s) in left.iter_mut().zip(stats) {
@@ -258,28 +303,32 @@ pub fn best_split_of_feature<'a>(
                 continue;
             }
             let gain =
-                score(&with_missing, rules.l2_penalty) + score(&right, rules.l2_penalty) - parent;
-            if gain > noise && best.as_ref().is_none_or(|b| gain > b.gain) {
-                best = Some(Split {
-                    feature: f,
-                    bin,
-                    missing_left: if has_missing {
-                        missing_left
-                    } else {
-                        n_left >= n_right
-                    },
-                    gain,
-                    left: with_missing.clone(),
-                });
+                score(with_missing, rules.l2_penalty) + score(right, rules.l2_penalty) - parent;
+            if gain > noise && best.is_none_or(|(g, _, _)| gain > g) {
+                let side = if has_missing {
+                    missing_left
+                } else {
+                    n_left >= n_right
+                };
+                best = Some((gain, bin, side));
+                best_left.copy_from_slice(with_missing);
             }
         }
     }
-    best
+    best.map(|(gain, bin, missing_left)| Split {
+        feature: f,
+        bin,
+        missing_left,
+        gain,
+        left: best_left.clone(),
+    })
 }
 
-/// The best split among `features` of a small node, found by sorting its rows' bins instead
-/// of filling whole histograms (cheaper when the node has fewer rows than bins).
-pub fn best_split_by_sorting(
+/// The best split among `features` of one node, one feature at a time into a single reused
+/// histogram, touching only the bins the node's rows fall into (a bitmap gives them in
+/// order): no allocation per node, and a small node costs its rows, not the bin count.
+/// Random forests use it, drawing new features at every split (so no sibling shares them).
+pub fn best_split_one_feature_at_a_time(
     binned: &BinnedMatrix,
     stats: &RowStats,
     rows: &[u32],
@@ -288,33 +337,61 @@ pub fn best_split_by_sorting(
     rules: &SplitRules,
 ) -> Option<Split> {
     let width = stats.width();
-    let mut keyed: Vec<(u8, u32)> = Vec::with_capacity(rows.len());
-    let mut sums: Vec<f64> = Vec::new();
-    let mut numbers: Vec<u8> = Vec::new();
+    let k = stats.k;
+    let mut bins = vec![0.0; 256 * width];
+    let mut scratch = Scratch::new(width);
     let mut best: Option<Split> = None;
     for &f in features {
         let column = binned.column(f);
-        let missing_bin = binned.missing_bin(f);
-        keyed.clear();
-        keyed.extend(rows.iter().map(|&r| (column[r as usize], r)));
-        keyed.sort_unstable_by_key(|&(b, _)| b);
-        sums.clear();
-        numbers.clear();
-        let mut missing = vec![0.0; width];
-        for &(b, r) in &keyed {
-            if b == missing_bin {
-                stats.add_row(&mut missing, r as usize);
-                continue;
+        let mut touched = [0u64; 4];
+        if k == 1 {
+            // One gradient per row (regression, binary classes): the common case, unrolled.
+            let (gradients, hessians) = (&stats.gradients[..], &stats.hessians[..]);
+            for &r in rows {
+                let r = r as usize;
+                let b = usize::from(column[r]);
+                let bit = 1u64 << (b % 64);
+                let entry = &mut bins[b * 3..b * 3 + 3];
+                if touched[b / 64] & bit == 0 {
+                    touched[b / 64] |= bit;
+                    entry[0] = gradients[r];
+                    entry[1] = hessians[r];
+                    entry[2] = 1.0;
+                } else {
+                    entry[0] += gradients[r];
+                    entry[1] += hessians[r];
+                    entry[2] += 1.0;
+                }
             }
-            if numbers.last() != Some(&b) {
-                numbers.push(b);
-                sums.extend(std::iter::repeat_n(0.0, width));
+        } else {
+            for &r in rows {
+                let r = r as usize;
+                let b = usize::from(column[r]);
+                let entry = &mut bins[b * width..(b + 1) * width];
+                if touched[b / 64] & (1 << (b % 64)) == 0 {
+                    touched[b / 64] |= 1 << (b % 64);
+                    entry.fill(0.0);
+                }
+                let row = &stats.gradients[r * k..(r + 1) * k];
+                for (s, g) in entry[..k].iter_mut().zip(row) {
+                    *s += g;
+                }
+                entry[k] += stats.hessians[r];
+                entry[k + 1] += 1.0;
             }
-            let at = sums.len() - width;
-            stats.add_row(&mut sums[at..], r as usize);
         }
-        let bins = numbers.iter().zip(sums.chunks(width)).map(|(&b, s)| (b, s));
-        if let Some(split) = best_split_of_feature(f, bins, &missing, total, rules) {
+        let missing_bin = usize::from(binned.missing_bin(f));
+        let missing_seen = touched[missing_bin / 64] & (1 << (missing_bin % 64)) != 0;
+        let missing: &[f64] = if missing_seen {
+            &bins[missing_bin * width..(missing_bin + 1) * width]
+        } else {
+            &scratch.zero
+        };
+        let missing = missing.to_vec();
+        let in_order = (0..missing_bin)
+            .filter(|&b| touched[b / 64] & (1 << (b % 64)) != 0)
+            .map(|b| (b as u8, &bins[b * width..(b + 1) * width]));
+        if let Some(split) = scan_feature(f, in_order, &missing, total, rules, &mut scratch) {
             best = Some(match best {
                 Some(b) => better(b, split),
                 None => split,

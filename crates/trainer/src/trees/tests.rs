@@ -126,7 +126,7 @@ fn a_sibling_histogram_by_subtraction_equals_one_built_from_its_rows() {
 }
 
 #[test]
-fn sorting_small_nodes_finds_the_histograms_split() {
+fn one_feature_at_a_time_finds_the_histograms_split() {
     let (x, y) = random_data(120, 3, 3);
     let binned = BinnedMatrix::fit(x.view(), 255);
     let stats = regression_stats(&y);
@@ -135,7 +135,7 @@ fn sorting_small_nodes_finds_the_histograms_split() {
     let by_histogram = Histogram::build(&binned, &stats, &rows, &[0, 1, 2])
         .best_split(&binned, &total, &rules(3))
         .unwrap();
-    let by_sorting = super::histogram::best_split_by_sorting(
+    let by_feature = super::histogram::best_split_one_feature_at_a_time(
         &binned,
         &stats,
         &rows,
@@ -146,7 +146,7 @@ fn sorting_small_nodes_finds_the_histograms_split() {
     .unwrap();
     assert_eq!(
         (by_histogram.feature, by_histogram.bin),
-        (by_sorting.feature, by_sorting.bin)
+        (by_feature.feature, by_feature.bin)
     );
 }
 
