@@ -140,16 +140,8 @@ fn linear_regression_on_diabetes_matches_scikit_learn_through_predict() {
     ]);
     let stderr = text(&predict.stderr);
     assert!(predict.status.success(), "predict failed: {stderr}");
-    let metric = |name: &str| -> f64 {
-        stderr
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .unwrap_or_else(|| panic!("no {name} line in {stderr:?}"))
-            .parse()
-            .unwrap()
-    };
-    assert!((metric("r2") - 0.3311).abs() < 0.001, "{stderr}");
-    assert!((metric("rmse") - 58.57).abs() < 0.05, "{stderr}");
+    assert!((metric(&stderr, "r2") - 0.3311).abs() < 0.001, "{stderr}");
+    assert!((metric(&stderr, "rmse") - 58.57).abs() < 0.05, "{stderr}");
     let csv = text(&predict.stdout);
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], "prediction");
@@ -412,6 +404,7 @@ fn tree_through_cli(
     (text(&predict.stderr), text(&predict.stdout))
 }
 
+/// The value of a `name: value` line `kubetrain predict` printed on stderr.
 fn metric(stderr: &str, name: &str) -> f64 {
     stderr
         .lines()
