@@ -101,6 +101,11 @@ impl Algorithm {
         }
     }
 
+    /// Whether no member is set (a `custom` run's spec has no algorithm).
+    pub fn is_unset(&self) -> bool {
+        *self == Algorithm::default()
+    }
+
     /// The member's name as written in the spec, e.g. `logisticRegression`.
     pub fn name(&self) -> Option<&'static str> {
         self.selected().map(|selected| match selected {

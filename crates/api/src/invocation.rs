@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::{AlgorithmRef, TrainingRun, TrainingRunSpec};
+use crate::{AlgorithmRef, CustomCode, TrainingRun, TrainingRunSpec};
 
 /// Environment variable naming the TrainingRun a trainer reports its status into.
 pub const ENV_RUN_NAME: &str = "KUBETRAIN_RUN_NAME";
@@ -71,18 +71,33 @@ pub fn trainer_env(
     defaults: &StorageEnv,
     report: StatusReport,
 ) -> Vec<TrainerEnvVar> {
-    let storage = run.spec.storage.as_ref();
     let mut env = Vec::new();
     if report == StatusReport::Kubernetes {
-        env.push(literal(
+        env.extend(run_identity(run));
+    }
+    env.extend(storage_env(run, defaults));
+    env
+}
+
+/// [`ENV_RUN_NAME`] and [`ENV_RUN_NAMESPACE`] of `run`.
+fn run_identity(run: &TrainingRun) -> [TrainerEnvVar; 2] {
+    [
+        literal(
             ENV_RUN_NAME,
             run.metadata.name.as_deref().unwrap_or_default(),
-        ));
-        env.push(literal(
+        ),
+        literal(
             ENV_RUN_NAMESPACE,
             run.metadata.namespace.as_deref().unwrap_or("default"),
-        ));
-    }
+        ),
+    ]
+}
+
+/// How a trainer reaches storage: the run's `spec.storage`, else `defaults`; credentials only
+/// from the run's Secret.
+fn storage_env(run: &TrainingRun, defaults: &StorageEnv) -> Vec<TrainerEnvVar> {
+    let storage = run.spec.storage.as_ref();
+    let mut env = Vec::new();
     let endpoint = storage
         .and_then(|s| s.endpoint.clone())
         .or_else(|| defaults.endpoint.clone());
@@ -122,6 +137,88 @@ fn literal(name: &str, value: &str) -> TrainerEnvVar {
         name: name.to_owned(),
         value: EnvValue::Value(value.to_owned()),
     }
+}
+
+/// Where `kubetrain exec` keeps a custom program's files, as the program sees them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomDirs {
+    /// `KUBETRAIN_MODEL_DIR`: what the program writes here is uploaded under `output.uri`.
+    pub model: String,
+    /// Where the wrapper downloads the dataset before the program starts
+    /// (`KUBETRAIN_DATA_FILE` and `KUBETRAIN_VALIDATION_DATA_FILE` point into it).
+    pub data: String,
+}
+
+/// Environment variables of the custom-code contract ([`crate::custom::CONTRACT_VERSION`]),
+/// besides what the wrapper adds once it has downloaded the data (`KUBETRAIN_DATA_FILE`,
+/// `KUBETRAIN_VALIDATION_DATA_FILE`). Named like the built-in trainer's flags: the run's
+/// identity, its dataset, task, output, model directory, params (one JSON object of strings)
+/// and threads (the CPU limit, else request, rounded up; left out when unknown).
+pub fn custom_env(
+    run: &TrainingRun,
+    custom: &CustomCode,
+    defaults: &StorageEnv,
+    threads: Option<u32>,
+    dirs: &CustomDirs,
+) -> Vec<TrainerEnvVar> {
+    let spec = &run.spec;
+    let dataset = &spec.dataset;
+    let mut env = vec![literal(ENV_CONTRACT, crate::custom::CONTRACT_VERSION)];
+    env.extend(run_identity(run));
+    env.push(literal("KUBETRAIN_DATA", &dataset.uri));
+    env.push(literal("KUBETRAIN_DATA_FORMAT", dataset.format.as_str()));
+    match (
+        &dataset.validation_uri,
+        dataset.effective_validation_fraction(),
+    ) {
+        (Some(uri), _) => env.push(literal("KUBETRAIN_VALIDATION_DATA", uri)),
+        (None, fraction) => env.push(literal(
+            "KUBETRAIN_VALIDATION_FRACTION",
+            &fraction.unwrap_or(0.0).to_string(),
+        )),
+    }
+    env.push(literal(
+        "KUBETRAIN_SEED",
+        &dataset.seed.unwrap_or(0).to_string(),
+    ));
+    env.push(literal("KUBETRAIN_LABEL_COLUMN", &dataset.label_column));
+    if let Some(columns) = &dataset.feature_columns {
+        env.push(literal("KUBETRAIN_FEATURE_COLUMNS", &columns.join(",")));
+    }
+    env.push(literal("KUBETRAIN_TASK", spec.task.as_str()));
+    env.push(literal("KUBETRAIN_OUT", &spec.output.uri));
+    env.push(literal(ENV_MODEL_DIR, &dirs.model));
+    env.push(literal("KUBETRAIN_PARAMS", &custom.params_json()));
+    if let Some(threads) = threads {
+        env.push(literal("KUBETRAIN_THREADS", &threads.to_string()));
+    }
+    env.extend(storage_env(run, defaults));
+    env
+}
+
+/// `KUBETRAIN_CONTRACT`: the version of the custom-code contract the program runs under.
+pub const ENV_CONTRACT: &str = "KUBETRAIN_CONTRACT";
+/// `KUBETRAIN_MODEL_DIR`: the directory a custom program writes its model files into.
+pub const ENV_MODEL_DIR: &str = "KUBETRAIN_MODEL_DIR";
+
+/// Arguments after the binary name that run a custom program under the wrapper:
+/// `exec --report kubernetes|stdout --download-dir DIR -- COMMAND ARGS...`.
+pub fn exec_args(custom: &CustomCode, report: StatusReport, dirs: &CustomDirs) -> Vec<String> {
+    let mut args = vec![
+        "exec".to_owned(),
+        "--report".to_owned(),
+        match report {
+            StatusReport::Kubernetes => "kubernetes",
+            StatusReport::Stdout => "stdout",
+        }
+        .to_owned(),
+        "--download-dir".to_owned(),
+        dirs.data.clone(),
+        "--".to_owned(),
+    ];
+    args.extend(custom.command.iter().cloned());
+    args.extend(custom.args.iter().cloned());
+    args
 }
 
 /// The trainer flag of `spec.algorithm.<member>.seed` (the seed of the tree algorithms' row
@@ -447,6 +544,52 @@ mod tests {
         assert!(line.contains("--validation-data /d/test.csv"), "{line}");
         assert!(!line.contains("--validation-fraction"), "{line}");
         assert!(!line.contains("--threads"), "{line}");
+    }
+
+    #[test]
+    fn custom_runs_get_the_contract_environment_and_the_wrapper_command() {
+        let run = TrainingRun::test("churn").with_spec(
+            "custom: {image: example/sk:1, command: [python, /app/train.py], args: [--fast], \
+             params: {n_estimators: '200'}}\n\
+             algorithm: null\n\
+             dataset: {uri: s3://d/churn.csv, labelColumn: y, featureColumns: [a, b]}\n\
+             storage: {secretRef: {name: s3}}",
+        );
+        let custom = run.spec.custom.clone().unwrap();
+        let dirs = CustomDirs {
+            model: "/kubetrain/model".into(),
+            data: "/kubetrain/data".into(),
+        };
+        let env = custom_env(&run, &custom, &StorageEnv::default(), Some(2), &dirs);
+        let value = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .map(|e| e.value.clone())
+                .unwrap_or_else(|| panic!("no {name} in {env:?}"))
+        };
+        let literal = |v: &str| EnvValue::Value(v.to_owned());
+        assert_eq!(value(ENV_CONTRACT), literal("1"));
+        assert_eq!(value(ENV_RUN_NAME), literal("churn"));
+        assert_eq!(value("KUBETRAIN_DATA"), literal("s3://d/churn.csv"));
+        assert_eq!(value("KUBETRAIN_VALIDATION_FRACTION"), literal("0.2"));
+        assert_eq!(value("KUBETRAIN_SEED"), literal("0"));
+        assert_eq!(value("KUBETRAIN_LABEL_COLUMN"), literal("y"));
+        assert_eq!(value("KUBETRAIN_FEATURE_COLUMNS"), literal("a,b"));
+        assert_eq!(value("KUBETRAIN_TASK"), literal("classification"));
+        assert_eq!(value(ENV_MODEL_DIR), literal("/kubetrain/model"));
+        assert_eq!(
+            value("KUBETRAIN_PARAMS"),
+            literal(r#"{"n_estimators":"200"}"#)
+        );
+        assert_eq!(value("KUBETRAIN_THREADS"), literal("2"));
+        assert!(matches!(
+            value("AWS_SECRET_ACCESS_KEY"),
+            EnvValue::SecretKey { .. }
+        ));
+        assert_eq!(
+            exec_args(&custom, StatusReport::Kubernetes, &dirs).join(" "),
+            "exec --report kubernetes --download-dir /kubetrain/data -- python /app/train.py --fast"
+        );
     }
 
     #[test]

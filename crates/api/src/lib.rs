@@ -1,7 +1,7 @@
 //! The TrainingRun custom resource (`kubetrain.dev/v1alpha1`): types, schema and pure
 //! validation. This crate does no I/O; every other kubetrain crate depends on it.
 //!
-//! - [`spec`]: what to train ([`TrainingRunSpec`]).
+//! - [`spec`]: what to train ([`TrainingRunSpec`]); [`custom`]: the user's own program.
 //! - [`status`]: what happened ([`TrainingRunStatus`]).
 //! - [`crd`]: the CustomResourceDefinition with its CEL rules, and a structural-schema check.
 //! - [`exit_code`]: the trainer's exit codes, shared by everything that runs it.
@@ -12,6 +12,7 @@
 pub mod algorithm;
 pub mod conditions;
 pub mod crd;
+pub mod custom;
 pub mod exit_code;
 pub mod invocation;
 pub mod lifecycle;
@@ -28,9 +29,9 @@ pub use crd::{crd, crd_yaml};
 pub use exit_code::ErrorClass;
 pub use report::{Iteration, TrainerEvent, TrainerResults};
 pub use spec::{
-    Algorithm, AlgorithmRef, DataFormat, DatasetSpec, GradientBoostedTrees, LinearRegression,
-    LogisticRegression, OutputSpec, RandomForest, SecretReference, StorageSpec, Task, TrainingRun,
-    TrainingRunSpec,
+    Algorithm, AlgorithmRef, CustomCode, DataFormat, DatasetSpec, GradientBoostedTrees,
+    LinearRegression, LogisticRegression, OutputSpec, RandomForest, SecretReference, StorageSpec,
+    Task, TrainerRef, TrainingRun, TrainingRunSpec,
 };
 pub use status::{
     DatasetSummary, FeatureWeight, Metrics, ModelRef, Phase, Progress, TrainerError,

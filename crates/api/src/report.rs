@@ -87,8 +87,9 @@ pub struct TrainerResults {
     pub metrics: Metrics,
     /// Where the model is stored.
     pub model: ModelRef,
-    /// What was read.
-    pub dataset: DatasetSummary,
+    /// What was read (custom programs read the data themselves: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetSummary>,
     /// The features the model leans on most (see `TrainingRunStatus::top_features`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub top_features: Vec<FeatureWeight>,
@@ -119,6 +120,133 @@ impl TrainerEvent {
     /// The event on `line`, or `None` for anything else (log output, unknown events).
     pub fn parse(line: &str) -> Option<TrainerEvent> {
         serde_json::from_str(line).ok()
+    }
+}
+
+/// Most metrics one custom program may report (the status is stored in etcd).
+pub const MAX_PROGRAM_METRICS: usize = 64;
+
+/// One line a custom program prints (`spec.custom`, contract version 1): progress while it
+/// trains, its final metrics once. Lenient where the built-in trainer's [`TrainerEvent`]s are
+/// complete: `loss` and `elapsedSeconds` may be left out, and unknown fields are ignored.
+///
+/// ```json
+/// {"event":"progress","iteration":3,"total":100,"loss":0.31}
+/// {"event":"metrics","metrics":{"accuracy":0.93,"f1":0.91}}
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum ProgramEvent {
+    /// An iteration (epoch, tree, step) ended.
+    Progress(ProgramProgress),
+    /// The final metrics: numbers by any names.
+    Metrics {
+        /// Metric name to value.
+        metrics: std::collections::BTreeMap<String, f64>,
+    },
+}
+
+/// A custom program's progress report.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgramProgress {
+    /// Iterations done so far (1-based).
+    pub iteration: u64,
+    /// Iterations planned.
+    pub total: u64,
+    /// Training loss, when the program has one.
+    #[serde(default)]
+    pub loss: Option<f64>,
+    /// Validation loss, when the program has one.
+    #[serde(default)]
+    pub validation_loss: Option<f64>,
+    /// Seconds since the program started training; the wrapper's clock when left out.
+    #[serde(default)]
+    pub elapsed_seconds: Option<f64>,
+}
+
+/// How a custom program's stdout line reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgramLine {
+    /// An event of the contract.
+    Event(ProgramEvent),
+    /// A JSON object naming a known event (`progress`, `metrics`) that does not have the
+    /// event's shape: the reason, for a warning (the line is still logged).
+    Malformed(String),
+    /// Anything else: a log line.
+    Log,
+}
+
+impl ProgramLine {
+    /// Read one line of a custom program's stdout.
+    pub fn parse(line: &str) -> ProgramLine {
+        let trimmed = line.trim();
+        if !trimmed.starts_with('{') {
+            return ProgramLine::Log;
+        }
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(trimmed) else {
+            return ProgramLine::Log;
+        };
+        let kind = value.get("event").and_then(serde_json::Value::as_str);
+        if !matches!(kind, Some("progress" | "metrics")) {
+            return ProgramLine::Log;
+        }
+        match serde_json::from_value::<ProgramEvent>(value) {
+            Ok(event) => ProgramLine::Event(event),
+            Err(error) => ProgramLine::Malformed(error.to_string()),
+        }
+    }
+}
+
+impl ProgramProgress {
+    /// The report as an [`Iteration`], `elapsed` standing in when the program gave no time. A
+    /// missing loss is NaN, which status progress leaves out.
+    pub fn iteration(&self, elapsed: Duration) -> Iteration {
+        Iteration {
+            iteration: self.iteration,
+            total: self.total,
+            loss: self.loss.unwrap_or(f64::NAN),
+            validation_loss: self.validation_loss,
+            elapsed: self
+                .elapsed_seconds
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .unwrap_or(elapsed),
+        }
+    }
+}
+
+impl Metrics {
+    /// `status.metrics` of the metrics a custom program reported: all of them in `reported`
+    /// (at most [`MAX_PROGRAM_METRICS`], finite ones), and the ones the built-in trainers
+    /// also report (`accuracy`, `log_loss`, `macro_f1`, `rmse`, `mae`, `r2`, in snake or camel
+    /// case) in their own fields, with `score` the accuracy, else r2.
+    pub fn from_program(reported: &std::collections::BTreeMap<String, f64>) -> Metrics {
+        let reported: std::collections::BTreeMap<String, f64> = reported
+            .iter()
+            .filter(|(_, v)| v.is_finite())
+            .take(MAX_PROGRAM_METRICS)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let get = |names: &[&str]| names.iter().find_map(|n| reported.get(*n).copied());
+        let accuracy = get(&["accuracy"]);
+        let r2 = get(&["r2"]);
+        let (score, score_name) = match (accuracy, r2) {
+            (Some(a), _) => (Some(a), Some("accuracy".to_owned())),
+            (None, Some(r)) => (Some(r), Some("r2".to_owned())),
+            (None, None) => (None, None),
+        };
+        Metrics {
+            score,
+            score_name,
+            accuracy,
+            log_loss: get(&["log_loss", "logLoss"]),
+            macro_f1: get(&["macro_f1", "macroF1"]),
+            rmse: get(&["rmse"]),
+            mae: get(&["mae"]),
+            r2,
+            reported,
+            ..Metrics::default()
+        }
     }
 }
 
@@ -217,7 +345,7 @@ mod tests {
                 sha256: "ab".into(),
                 bytes: 2,
             },
-            dataset: DatasetSummary::default(),
+            dataset: Some(DatasetSummary::default()),
             top_features: Vec::new(),
         };
         let event = TrainerEvent::Completed {
@@ -227,6 +355,79 @@ mod tests {
         let line = event.to_line();
         assert!(line.starts_with(r#"{"event":"completed""#), "{line}");
         assert_eq!(TrainerEvent::parse(&line), Some(event));
+    }
+
+    #[test]
+    fn program_lines_are_events_malformed_events_or_log_lines() {
+        let ProgramLine::Event(ProgramEvent::Progress(p)) =
+            ProgramLine::parse(r#"{"event":"progress","iteration":3,"total":100,"loss":0.31}"#)
+        else {
+            panic!("a progress line")
+        };
+        let iteration = p.iteration(Duration::from_secs(2));
+        assert_eq!(
+            (iteration.iteration, iteration.total, iteration.loss),
+            (3, 100, 0.31)
+        );
+        assert_eq!(iteration.elapsed, Duration::from_secs(2));
+        let bare = ProgramLine::parse(r#"{"event":"progress","iteration":1,"total":2}"#);
+        let ProgramLine::Event(ProgramEvent::Progress(bare)) = bare else {
+            panic!("{bare:?}")
+        };
+        let progress = bare.iteration(Duration::ZERO).status_progress(at());
+        assert_eq!((progress.percent, progress.loss), (50.0, None));
+        let ProgramLine::Event(ProgramEvent::Metrics { metrics }) =
+            ProgramLine::parse(r#"{"event":"metrics","metrics":{"accuracy":0.93,"f1":0.91}}"#)
+        else {
+            panic!("a metrics line")
+        };
+        assert_eq!(metrics.len(), 2);
+        for malformed in [
+            r#"{"event":"progress","iteration":"three","total":100}"#,
+            r#"{"event":"progress","iteration":1}"#,
+            r#"{"event":"metrics","metrics":{"accuracy":"high"}}"#,
+        ] {
+            assert!(
+                matches!(ProgramLine::parse(malformed), ProgramLine::Malformed(_)),
+                "{malformed}"
+            );
+        }
+        for log in [
+            "epoch 3 done",
+            "{not json",
+            r#"{"event":"other"}"#,
+            r#"{"a":1}"#,
+            "",
+        ] {
+            assert_eq!(ProgramLine::parse(log), ProgramLine::Log, "{log}");
+        }
+    }
+
+    #[test]
+    fn program_metrics_fill_the_known_fields_and_keep_every_name() {
+        let reported = [("accuracy", 0.9), ("f1", 0.8), ("logLoss", 0.3)]
+            .map(|(k, v)| (k.to_owned(), v))
+            .into_iter()
+            .collect();
+        let m = Metrics::from_program(&reported);
+        assert_eq!(
+            (m.score, m.score_name.as_deref()),
+            (Some(0.9), Some("accuracy"))
+        );
+        assert_eq!((m.accuracy, m.log_loss, m.r2), (Some(0.9), Some(0.3), None));
+        assert_eq!(m.reported.len(), 3);
+        let regression = [("r2".to_owned(), 0.5), ("rmse".to_owned(), 2.0)]
+            .into_iter()
+            .collect();
+        let m = Metrics::from_program(&regression);
+        assert_eq!((m.score, m.score_name.as_deref()), (Some(0.5), Some("r2")));
+        let many = (0..100)
+            .map(|i| (format!("m{i:03}"), f64::from(i)))
+            .collect();
+        assert_eq!(
+            Metrics::from_program(&many).reported.len(),
+            MAX_PROGRAM_METRICS
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::status::TrainingRunStatus;
 
 pub use crate::algorithm::*;
+pub use crate::custom::{CustomCode, TRAINER_RULE};
 
 /// Default for `spec.backoffLimit`.
 pub const DEFAULT_BACKOFF_LIMIT: i32 = 2;
@@ -76,11 +77,19 @@ pub const DEFAULT_LABEL_COLUMN: &str = "label";
     )
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!has(self.algorithm.linearRegression) || (has(self.task) && self.task == 'regression')").message(LINEAR_NEEDS_REGRESSION).field_path(".task"))]
-#[x_kube(validation = Rule::new("!has(self.algorithm.logisticRegression) || !has(self.task) || self.task == 'classification'").message(LOGISTIC_NEEDS_CLASSIFICATION).field_path(".task"))]
+#[x_kube(validation = Rule::new("has(self.algorithm) != has(self.custom)").message(TRAINER_RULE))]
+#[x_kube(validation = Rule::new("!has(self.algorithm) || !has(self.algorithm.linearRegression) || (has(self.task) && self.task == 'regression')").message(LINEAR_NEEDS_REGRESSION).field_path(".task"))]
+#[x_kube(validation = Rule::new("!has(self.algorithm) || !has(self.algorithm.logisticRegression) || !has(self.task) || self.task == 'classification'").message(LOGISTIC_NEEDS_CLASSIFICATION).field_path(".task"))]
 pub struct TrainingRunSpec {
-    /// The algorithm to train and its parameters. Exactly one member must be set.
+    /// The built-in algorithm to train and its parameters. Exactly one member must be set.
+    /// Set either this or `custom`.
+    #[serde(default, skip_serializing_if = "Algorithm::is_unset")]
     pub algorithm: Algorithm,
+
+    /// Your own training program instead of a built-in algorithm. Set either this or
+    /// `algorithm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<CustomCode>,
 
     /// What the model predicts: `classification` (a class of the label column; the default)
     /// or `regression` (a number: the label column must hold numbers).
@@ -104,7 +113,9 @@ pub struct TrainingRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
-    /// Container image of the trainer. Defaults to the controller's configured trainer image.
+    /// Container image of kubetrain's trainer (for `custom` runs: of the init container that
+    /// copies kubetrain's wrapper into the Pod). Defaults to the controller's configured
+    /// trainer image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,
@@ -163,6 +174,36 @@ pub struct TrainingRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub service_account_name: Option<String>,
+}
+
+/// What trains a run, borrowed from its spec.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum TrainerRef<'a> {
+    /// A built-in algorithm (`spec.algorithm`).
+    BuiltIn(AlgorithmRef<'a>),
+    /// The user's own program (`spec.custom`).
+    Custom(&'a CustomCode),
+}
+
+impl TrainingRunSpec {
+    /// What trains this run, or `None` when the spec names neither or both (the API server's
+    /// schema rejects that, so only hand-built specs can hit it).
+    pub fn trainer(&self) -> Option<TrainerRef<'_>> {
+        match (self.algorithm.selected(), &self.custom) {
+            (Some(algorithm), None) => Some(TrainerRef::BuiltIn(algorithm)),
+            (None, Some(custom)) if self.algorithm.is_unset() => Some(TrainerRef::Custom(custom)),
+            _ => None,
+        }
+    }
+
+    /// `status.algorithm`: the built-in algorithm's member name (`logisticRegression`), or
+    /// `custom` for the user's own program.
+    pub fn algorithm_name(&self) -> Option<&'static str> {
+        match self.trainer()? {
+            TrainerRef::BuiltIn(_) => self.algorithm.name(),
+            TrainerRef::Custom(_) => Some("custom"),
+        }
+    }
 }
 
 fn default_backoff_limit() -> i32 {

@@ -235,6 +235,11 @@ pub struct Metrics {
     /// Whether the solver met its tolerance before `maxIterations`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub converged: Option<bool>,
+    /// Every metric a custom program (`spec.custom`) reported, by the name it used (at most
+    /// 64). The ones the built-in trainers also report fill their own fields too.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub reported: std::collections::BTreeMap<String, f64>,
 }
 
 /// The trained model in object storage.

@@ -35,7 +35,15 @@ fn merged(mut value: Value, yaml: &str) -> Value {
         return value;
     }
     let extra: serde_json::Map<String, Value> = serde_yaml::from_str(yaml).expect("a YAML mapping");
-    value.as_object_mut().expect("an object").extend(extra);
+    let object = value.as_object_mut().expect("an object");
+    for (key, extra) in extra {
+        // As in a JSON merge patch, null removes the field.
+        if extra.is_null() {
+            object.remove(&key);
+        } else {
+            object.insert(key, extra);
+        }
+    }
     value
 }
 

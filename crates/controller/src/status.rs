@@ -46,7 +46,7 @@ pub fn decide(run: &TrainingRun, observed: Observed<'_>) -> Decision {
         phase: previous.phase,
         conditions: previous.conditions.clone(),
         observed_generation: run.metadata.generation,
-        algorithm: run.spec.algorithm.name().map(str::to_owned),
+        algorithm: run.spec.algorithm_name().map(str::to_owned),
         job_name: observed
             .job
             .map(ResourceExt::name_any)

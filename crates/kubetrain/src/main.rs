@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod controller;
+mod exec;
 mod gateway;
 mod in_cluster;
 mod local;
@@ -28,6 +29,11 @@ enum Command {
     Crd,
     /// Train a model on a CSV dataset and write it and its summary to storage.
     Train(train::TrainArgs),
+    /// Run your own training program under kubetrain's contract (what a custom run's
+    /// container runs): progress and metrics from its JSON lines, its model directory uploaded.
+    Exec(Box<exec::ExecArgs>),
+    /// Copy this binary into a directory (a custom run's init container does this).
+    CopyTo(exec::CopyToArgs),
     /// Predict a CSV dataset with a trained model (CSV to stdout).
     Predict(train::PredictArgs),
     /// Run the controller: reconcile TrainingRuns into Jobs and keep their status true.
@@ -55,6 +61,8 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Crd => print_crd(),
         Command::Train(args) => in_cluster::train(args).await,
+        Command::Exec(args) => exec::exec(*args).await,
+        Command::CopyTo(args) => exec::copy_to(args),
         Command::Predict(args) => train::predict(args),
         Command::Controller(args) => controller::run(args).await,
         Command::Gateway(args) => gateway::run(*args).await,

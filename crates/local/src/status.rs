@@ -39,7 +39,7 @@ fn change(run: &mut TrainingRun, now: Timestamp, apply: impl FnOnce(&mut StatusC
 
 /// A new run (or one that starts again after a restart): Queued, or Queued and Suspended.
 pub fn accept(run: &mut TrainingRun, now: Timestamp) {
-    let algorithm = run.spec.algorithm.name().map(str::to_owned);
+    let algorithm = run.spec.algorithm_name().map(str::to_owned);
     status(run).algorithm = algorithm;
     let suspended = run.spec.suspend;
     change(run, now, |c| {
@@ -122,7 +122,7 @@ pub fn succeed(run: &mut TrainingRun, results: TrainerResults, now: Timestamp) {
         c.status.progress = Some(results.progress);
         c.status.metrics = Some(results.metrics);
         c.status.model = Some(results.model);
-        c.status.dataset = Some(results.dataset);
+        c.status.dataset = results.dataset;
         c.status.top_features = results.top_features;
     });
 }

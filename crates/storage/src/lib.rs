@@ -75,6 +75,18 @@ pub enum StorageError {
         #[source]
         source: object_store::Error,
     },
+    /// The local side of a download or upload failed (disk full, permissions): transient, as
+    /// another attempt may run where there is room.
+    #[error("{action} {path}: {source}")]
+    LocalFile {
+        /// What was being done, e.g. `writing`.
+        action: &'static str,
+        /// The local file.
+        path: String,
+        /// The operating system's answer.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl StorageError {
@@ -85,7 +97,9 @@ impl StorageError {
             StorageError::InvalidLocation { .. }
             | StorageError::NotFound { .. }
             | StorageError::AccessDenied { .. } => ErrorClass::BadInput,
-            StorageError::Read { .. } | StorageError::Write { .. } => ErrorClass::Transient,
+            StorageError::Read { .. }
+            | StorageError::Write { .. }
+            | StorageError::LocalFile { .. } => ErrorClass::Transient,
         }
     }
 }
@@ -239,6 +253,95 @@ impl Location {
             .map_err(|e| self.classify(e, |uri, source| StorageError::Write { uri, source }))
     }
 
+    /// Copy the object into the local file `file` (created or truncated) chunk by chunk, so
+    /// objects larger than memory download too. Returns the bytes copied.
+    ///
+    /// # Errors
+    /// As [`Location::read`]; [`StorageError::LocalFile`] when `file` cannot be written.
+    pub async fn download_to(&self, file: &std::path::Path) -> Result<u64, StorageError> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let local = |action, source| StorageError::LocalFile {
+            action,
+            path: file.display().to_string(),
+            source,
+        };
+        let read = |e| self.classify(e, |uri, source| StorageError::Read { uri, source });
+        let mut stream = self
+            .store
+            .get(&self.path)
+            .await
+            .map_err(read)?
+            .into_stream();
+        let mut out = tokio::fs::File::create(file)
+            .await
+            .map_err(|e| local("creating", e))?;
+        let mut copied = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(read)?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| local("writing", e))?;
+            copied += chunk.len() as u64;
+        }
+        out.flush().await.map_err(|e| local("writing", e))?;
+        Ok(copied)
+    }
+
+    /// Store the local file `file` as this object, streamed (multipart uploads for large
+    /// files on S3); the object appears only once the whole file is stored. Returns the bytes
+    /// stored.
+    ///
+    /// # Errors
+    /// As [`Location::write`]; [`StorageError::LocalFile`] when `file` cannot be read.
+    pub async fn upload_from(&self, file: &std::path::Path) -> Result<u64, StorageError> {
+        use tokio::io::AsyncWriteExt;
+        let mut input =
+            tokio::fs::File::open(file)
+                .await
+                .map_err(|source| StorageError::LocalFile {
+                    action: "reading",
+                    path: file.display().to_string(),
+                    source,
+                })?;
+        let mut writer =
+            object_store::buffered::BufWriter::new(Arc::clone(&self.store), self.path.clone());
+        let copied = match tokio::io::copy(&mut input, &mut writer).await {
+            Ok(copied) => copied,
+            Err(error) => {
+                let _ = writer.abort().await;
+                return Err(self.io_write_error(file, error));
+            }
+        };
+        writer
+            .shutdown()
+            .await
+            .map_err(|error| self.io_write_error(file, error))?;
+        Ok(copied)
+    }
+
+    /// An I/O error of an upload: the store's error when it is one, else the local file's.
+    fn io_write_error(&self, file: &std::path::Path, error: std::io::Error) -> StorageError {
+        let local = |source| StorageError::LocalFile {
+            action: "reading",
+            path: file.display().to_string(),
+            source,
+        };
+        if error.get_ref().is_none() {
+            return local(error);
+        }
+        match error
+            .into_inner()
+            .map(|inner| inner.downcast::<object_store::Error>())
+        {
+            Some(Ok(store)) => {
+                self.classify(*store, |uri, source| StorageError::Write { uri, source })
+            }
+            Some(Err(other)) => local(std::io::Error::other(other)),
+            None => local(std::io::Error::other("unknown I/O error")),
+        }
+    }
+
     /// Delete the object; a missing object is not an error.
     pub async fn delete(&self) -> Result<(), StorageError> {
         match self.store.delete(&self.path).await {
@@ -317,6 +420,42 @@ mod tests {
         let error = block_on(model.read()).unwrap_err();
         assert_eq!(error.class(), ErrorClass::BadInput);
         assert!(error.to_string().contains("not found"), "{error}");
+    }
+
+    #[test]
+    fn files_stream_up_and_down_and_local_failures_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        // Larger than the upload buffer (10 MiB), so S3 would take it in parts.
+        let big: Vec<u8> = (0..12 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+        let source = dir.path().join("weights.bin");
+        std::fs::write(&source, &big).unwrap();
+        let object =
+            Location::parse("--out", dir.path().join("out/w.bin").to_str().unwrap()).unwrap();
+        assert_eq!(
+            block_on(object.upload_from(&source)).unwrap(),
+            big.len() as u64
+        );
+        let copy = dir.path().join("copy.bin");
+        assert_eq!(
+            block_on(object.download_to(&copy)).unwrap(),
+            big.len() as u64
+        );
+        assert_eq!(std::fs::read(&copy).unwrap(), big);
+        let missing = block_on(object.upload_from(&dir.path().join("nope"))).unwrap_err();
+        assert!(
+            matches!(missing, StorageError::LocalFile { .. }),
+            "{missing}"
+        );
+        assert!(missing.to_string().contains("nope"), "{missing}");
+        let unwritable = block_on(object.download_to(&dir.path().join("no/such/dir/x")));
+        assert!(matches!(unwritable, Err(StorageError::LocalFile { .. })));
+        let gone = Location::parse(
+            "--data",
+            dir.path().join("out/absent.bin").to_str().unwrap(),
+        )
+        .unwrap();
+        let error = block_on(gone.download_to(&copy)).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::BadInput, "{error}");
     }
 
     #[test]

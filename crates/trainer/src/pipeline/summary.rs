@@ -199,12 +199,12 @@ impl TrainSummary {
                 sha256: self.model.sha256.clone(),
                 bytes: self.model.bytes,
             },
-            dataset: kubetrain_api::DatasetSummary {
+            dataset: Some(kubetrain_api::DatasetSummary {
                 rows: self.dataset.fingerprint.rows,
                 features: self.dataset.features.len() as u64,
                 classes: self.dataset.classes.len() as u64,
                 sha256: self.dataset.fingerprint.sha256.clone(),
-            },
+            }),
             top_features: self
                 .feature_weights
                 .iter()

@@ -436,7 +436,7 @@ fn ridge_on_diabetes_scores_as_scikit_learn_and_predicts_the_same_after_reloadin
     assert_eq!(results.metrics.score_name.as_deref(), Some("r2"));
     assert_eq!(results.metrics.r2, Some(m.r2));
     assert_eq!(results.metrics.accuracy, None);
-    assert_eq!(results.dataset.classes, 0);
+    assert_eq!(results.dataset.unwrap().classes, 0);
     // The weightiest standardized coefficients: s5 (ltg) and bmi, as scikit-learn's
     // (crates/trainer/src/least_squares/tests.rs).
     let top: Vec<&str> = results
