@@ -32,6 +32,16 @@ if [[ ! -x $schemathesis_venv/bin/schemathesis ]]; then
   "$schemathesis_venv/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5 >&2
 fi
 export KUBETRAIN_SCHEMATHESIS="$schemathesis_venv/bin/schemathesis"
+# scikit-learn (PyPI), pinned by the custom-code example, runs that example as a real custom
+# run: under `kubetrain local` from PATH, and on the process node as the example's image.
+sklearn_requirements=deploy/examples/custom-sklearn/requirements.txt
+sklearn_venv=${XDG_CACHE_HOME:-$HOME/.cache}/kubetrain-testenv/venv/sklearn-$(sha256sum "$sklearn_requirements" | cut -c1-12)
+if [[ ! -x $sklearn_venv/bin/python ]] || ! "$sklearn_venv/bin/python" -c 'import sklearn' 2>/dev/null; then
+  rm -rf "$sklearn_venv"
+  python3 -m venv "$sklearn_venv"
+  "$sklearn_venv/bin/pip" install --quiet --disable-pip-version-check -r "$sklearn_requirements" >&2
+fi
+export KUBETRAIN_SKLEARN_VENV="$sklearn_venv"
 
 step "format and lints"
 cargo fmt --all --check

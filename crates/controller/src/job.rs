@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use kubetrain_api::invocation::{
-    self, EnvValue, StatusReport, StorageEnv, trainer_args, trainer_threads,
+    self, CustomDirs, EnvValue, StatusReport, StorageEnv, trainer_args, trainer_threads,
 };
 use kubetrain_api::{TrainingRun, exit_code};
 
@@ -168,9 +168,93 @@ fn pod_failure_policy() -> PodFailurePolicy {
 fn pod_spec(run: &TrainingRun, settings: &JobSettings) -> PodSpec {
     let spec = &run.spec;
     let resources = trainer_resources(run, settings);
-    let mut args = trainer_args(spec, trainer_threads(resources.as_ref()));
-    // The image's entrypoint may be anything; name the binary so the command is explicit.
-    args.insert(0, "kubetrain".to_owned());
+    let trainer_image = spec
+        .image
+        .clone()
+        .unwrap_or_else(|| settings.trainer_image.clone());
+    let (init_containers, container, volumes) = match &spec.custom {
+        None => {
+            let mut args = trainer_args(spec, trainer_threads(resources.as_ref()));
+            // The image's entrypoint may be anything; name the binary so the command is
+            // explicit.
+            args.insert(0, "kubetrain".to_owned());
+            let container = Container {
+                name: CONTAINER.to_owned(),
+                image: Some(trainer_image),
+                command: Some(vec![args.remove(0)]),
+                args: Some(args),
+                env: Some(env_vars(invocation::trainer_env(
+                    run,
+                    &storage_defaults(settings),
+                    StatusReport::Kubernetes,
+                ))),
+                resources,
+                security_context: Some(container_security(true)),
+                volume_mounts: Some(vec![mount(TMP_VOLUME, "/tmp")]),
+                ..Container::default()
+            };
+            (None, container, vec![empty_dir(TMP_VOLUME)])
+        }
+        Some(custom) => {
+            let threads = trainer_threads(resources.as_ref());
+            // The contract's variables first, so the user's may refer to them as `$(NAME)`.
+            let mut env = env_vars(invocation::custom_env(
+                run,
+                custom,
+                &storage_defaults(settings),
+                threads,
+                &custom_dirs(),
+            ));
+            env.extend(custom.env.iter().cloned());
+            let mut command = vec![format!("{WRAPPER_DIR}/bin/kubetrain")];
+            command.extend(invocation::exec_args(
+                custom,
+                StatusReport::Kubernetes,
+                &custom_dirs(),
+            ));
+            // The user's `args` are already after `--`; Kubernetes appends `args` to `command`.
+            let copy = Container {
+                name: WRAPPER_CONTAINER.to_owned(),
+                image: Some(trainer_image),
+                command: Some(vec![
+                    "kubetrain".to_owned(),
+                    "copy-to".to_owned(),
+                    format!("{WRAPPER_DIR}/bin"),
+                ]),
+                security_context: Some(container_security(true)),
+                volume_mounts: Some(vec![mount(WRAPPER_VOLUME, WRAPPER_DIR)]),
+                resources: Some(ResourceRequirements {
+                    requests: Some(BTreeMap::from([
+                        ("cpu".to_owned(), Quantity("10m".to_owned())),
+                        ("memory".to_owned(), Quantity("32Mi".to_owned())),
+                    ])),
+                    ..ResourceRequirements::default()
+                }),
+                ..Container::default()
+            };
+            let container = Container {
+                name: CONTAINER.to_owned(),
+                image: Some(custom.image.clone()),
+                command: Some(command),
+                env: Some(env),
+                resources,
+                // Programs write caches and temporary files where they like (~/.cache,
+                // matplotlib's config): the root filesystem stays writable; the rest of the
+                // restricted profile holds.
+                security_context: Some(container_security(false)),
+                volume_mounts: Some(vec![
+                    mount(TMP_VOLUME, "/tmp"),
+                    mount(WRAPPER_VOLUME, WRAPPER_DIR),
+                ]),
+                ..Container::default()
+            };
+            (
+                Some(vec![copy]),
+                container,
+                vec![empty_dir(TMP_VOLUME), empty_dir(WRAPPER_VOLUME)],
+            )
+        }
+    };
     PodSpec {
         restart_policy: Some("Never".to_owned()),
         service_account_name: Some(
@@ -191,53 +275,69 @@ fn pod_spec(run: &TrainingRun, settings: &JobSettings) -> PodSpec {
             }),
             ..PodSecurityContext::default()
         }),
-        containers: vec![Container {
-            name: CONTAINER.to_owned(),
-            image: Some(
-                spec.image
-                    .clone()
-                    .unwrap_or_else(|| settings.trainer_image.clone()),
-            ),
-            command: Some(vec![args.remove(0)]),
-            args: Some(args),
-            env: Some(trainer_env(run, settings)),
-            resources,
-            security_context: Some(SecurityContext {
-                allow_privilege_escalation: Some(false),
-                read_only_root_filesystem: Some(true),
-                run_as_non_root: Some(true),
-                capabilities: Some(Capabilities {
-                    drop: Some(vec!["ALL".to_owned()]),
-                    add: None,
-                }),
-                ..SecurityContext::default()
-            }),
-            volume_mounts: Some(vec![VolumeMount {
-                name: "tmp".to_owned(),
-                mount_path: "/tmp".to_owned(),
-                ..VolumeMount::default()
-            }]),
-            ..Container::default()
-        }],
-        volumes: Some(vec![Volume {
-            name: "tmp".to_owned(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        }]),
+        init_containers,
+        containers: vec![container],
+        volumes: Some(volumes),
         ..PodSpec::default()
     }
 }
 
-/// The shared trainer environment ([`kubetrain_api::invocation::trainer_env`]) as container
-/// variables: the trainer reports into the run's status, and credentials come only from the
-/// run's Secret, never inline.
-fn trainer_env(run: &TrainingRun, settings: &JobSettings) -> Vec<EnvVar> {
-    let defaults = StorageEnv {
+/// Name of a custom run's init container, which copies kubetrain's wrapper into the Pod.
+pub const WRAPPER_CONTAINER: &str = "kubetrain-wrapper";
+/// Where a custom run's shared `emptyDir` is mounted: `bin/` holds the wrapper, `model/` the
+/// program's model directory, `data/` the downloaded dataset.
+pub const WRAPPER_DIR: &str = "/kubetrain";
+const WRAPPER_VOLUME: &str = "kubetrain";
+const TMP_VOLUME: &str = "tmp";
+
+fn custom_dirs() -> CustomDirs {
+    CustomDirs {
+        model: format!("{WRAPPER_DIR}/model"),
+        data: format!("{WRAPPER_DIR}/data"),
+    }
+}
+
+fn storage_defaults(settings: &JobSettings) -> StorageEnv {
+    StorageEnv {
         endpoint: settings.storage_endpoint.clone(),
         region: settings.storage_region.clone(),
-    };
-    invocation::trainer_env(run, &defaults, StatusReport::Kubernetes)
-        .into_iter()
+    }
+}
+
+/// The restricted profile's container settings; `read_only_root` for kubetrain's own image.
+fn container_security(read_only_root: bool) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(read_only_root),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
+        ..SecurityContext::default()
+    }
+}
+
+fn mount(volume: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: volume.to_owned(),
+        mount_path: path.to_owned(),
+        ..VolumeMount::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Volume::default()
+    }
+}
+
+/// Trainer environment variables ([`kubetrain_api::invocation`]) as container variables:
+/// credentials come only from the run's Secret, never inline.
+fn env_vars(vars: Vec<invocation::TrainerEnvVar>) -> Vec<EnvVar> {
+    vars.into_iter()
         .map(|var| match var.value {
             EnvValue::Value(value) => EnvVar {
                 name: var.name,

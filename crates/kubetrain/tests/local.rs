@@ -28,6 +28,18 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, workers: usize, trainer: Option<&Path>, log: Option<&Path>) -> Self {
+        Self::start_with_path(data_dir, workers, trainer, log, None)
+    }
+
+    /// [`Server::start`] with `bin` first on the server's PATH (where custom runs find their
+    /// programs).
+    fn start_with_path(
+        data_dir: &Path,
+        workers: usize,
+        trainer: Option<&Path>,
+        log: Option<&Path>,
+        bin: Option<&Path>,
+    ) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -52,6 +64,11 @@ impl Server {
         }
         if let Some(log) = log {
             command.env("TEST_TRAINER_LOG", log);
+        }
+        if let Some(bin) = bin {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let paths = std::iter::once(bin.to_path_buf()).chain(std::env::split_paths(&path));
+            command.env("PATH", std::env::join_paths(paths).unwrap());
         }
         let child = command.spawn().unwrap();
         Server {
@@ -811,4 +828,311 @@ async fn tree_models_train_report_progress_and_predict() {
         body.contains("spec.algorithm.gradientBoostedTrees.learningRate"),
         "{body}"
     );
+}
+
+/// The virtualenv with the scikit-learn example's requirements (tests/run.sh makes it and sets
+/// `KUBETRAIN_SKLEARN_VENV`).
+fn sklearn_bin() -> PathBuf {
+    let venv = std::env::var_os("KUBETRAIN_SKLEARN_VENV").expect(
+        "KUBETRAIN_SKLEARN_VENV must name a virtualenv with \
+         deploy/examples/custom-sklearn/requirements.txt installed (tests/run.sh makes one)",
+    );
+    PathBuf::from(venv).join("bin")
+}
+
+/// A custom run of `command` (found on the server's PATH) on `dataset`.
+fn custom_run(name: &str, dataset: &Path, label: &str, out: &Path, custom: Value) -> Value {
+    let mut run = run(name, dataset, out, json!({"custom": custom}));
+    let spec = run["spec"].as_object_mut().unwrap();
+    spec.remove("algorithm");
+    spec["dataset"]["labelColumn"] = json!(label);
+    run
+}
+
+/// The scikit-learn example as `kubetrain local` runs it: `python` from PATH, the script by
+/// its absolute path in the repository.
+fn sklearn_example(params: Value) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/examples/custom-sklearn/train.py")
+        .canonicalize()
+        .unwrap();
+    json!({
+        "image": "ghcr.io/kubetrain/example-sklearn:0.1.0",
+        "command": ["python", script.to_str().unwrap()],
+        "params": params,
+    })
+}
+
+/// A program that says why on stderr and exits with `code`.
+fn failing_program(code: i32, why: &str) -> Value {
+    json!({
+        "image": "python:3.12-slim",
+        "command": ["python", "-c", format!(
+            "import sys; print('reading data'); print({why:?}, file=sys.stderr); sys.exit({code})"
+        )],
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_code_reports_progress_and_metrics_and_stores_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let bin = sklearn_bin();
+    let server = Server::start_with_path(&dir.path().join("state"), 2, None, None, Some(&bin));
+    server.wait_ready().await;
+    server
+        .create(custom_run(
+            "byo",
+            &data("adult_numeric_train.csv"),
+            "income",
+            &out,
+            sklearn_example(json!({"n_estimators": "150"})),
+        ))
+        .await;
+    // Progress arrives while it trains, from the program's own JSON lines.
+    let running = server
+        .wait_for("byo", 120, |r| {
+            r["status"]["phase"] == "Running"
+                && r["status"]["progress"]["iteration"].as_u64() > Some(0)
+        })
+        .await;
+    assert_eq!(running["status"]["algorithm"], "custom");
+    assert_eq!(running["status"]["progress"]["total"], 150);
+    assert!(running["status"]["progress"]["loss"].as_f64().unwrap() > 0.0);
+    let done = server.wait_phase("byo", "Succeeded", 300).await;
+    let status = &done["status"];
+    let accuracy = status["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.8, "{status:#}");
+    assert_eq!(status["metrics"]["score"].as_f64(), Some(accuracy));
+    assert!(status["metrics"]["reported"]["macro_f1"].as_f64().unwrap() > 0.5);
+    assert_eq!(status["progress"]["percent"], 100.0);
+    // The model file is in storage with the digest the status gives; the summary lists it.
+    let model = &status["model"];
+    assert!(
+        model["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/byo/model.joblib"),
+        "{model}"
+    );
+    let bytes = std::fs::read(model["uri"].as_str().unwrap()).unwrap();
+    assert_eq!(model["bytes"].as_u64(), Some(bytes.len() as u64));
+    assert_eq!(model["sha256"], hex(&sha2::Sha256::digest(&bytes)));
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(out.join("byo/summary.json")).unwrap()).unwrap();
+    let files: Vec<&str> = summary["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["features.json", "model.joblib"]);
+    assert_eq!(summary["files"][1]["sha256"], model["sha256"]);
+    assert_eq!(condition(&done, "ModelReady")["status"], "True");
+    // kubetrain does not serve the program's own model format, and says so.
+    let r = server
+        .http
+        .post(format!(
+            "{}/v1/namespaces/default/trainingruns/byo/predict",
+            server.url
+        ))
+        .json(&json!({"rows": [[30, 100000, 10, 0, 0, 40]]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("spec.custom") && message.contains("model.json"),
+        "{message}"
+    );
+    // The model itself downloads as the program wrote it.
+    let r = server
+        .http
+        .get(format!(
+            "{}/v1/namespaces/default/trainingruns/byo/model",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), bytes.as_slice());
+    // Each attempt's working directory (downloaded data, model directory) is gone.
+    let work = dir.path().join("state/work");
+    let left: Vec<_> = std::fs::read_dir(&work)
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_code_exit_codes_decide_retries_and_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let bin = sklearn_bin();
+    let server = Server::start_with_path(&dir.path().join("state"), 2, None, None, Some(&bin));
+    server.wait_ready().await;
+    let data = data("breast_cancer_train.csv");
+    let mut bad = custom_run(
+        "bad-input",
+        &data,
+        "label",
+        &out,
+        failing_program(65, "column 'age' is missing"),
+    );
+    bad["spec"]["backoffLimit"] = json!(3);
+    server.create(bad).await;
+    let mut crash = custom_run("crash", &data, "label", &out, failing_program(1, "boom"));
+    crash["spec"]["backoffLimit"] = json!(1);
+    server.create(crash).await;
+    // Usage errors of the program (exit 2) are its own failure, retried like any other.
+    let mut usage = custom_run(
+        "usage",
+        &data,
+        "label",
+        &out,
+        failing_program(2, "bad flag"),
+    );
+    usage["spec"]["backoffLimit"] = json!(1);
+    server.create(usage).await;
+
+    let failed = server.wait_phase("bad-input", "Failed", 60).await;
+    assert_eq!(failed["status"]["attempts"], 1, "{failed:#}");
+    assert_eq!(condition(&failed, "Failed")["reason"], "BadInput");
+    let message = failed["status"]["message"].as_str().unwrap();
+    assert!(message.contains("column 'age' is missing"), "{message}");
+    for name in ["crash", "usage"] {
+        let failed = server.wait_phase(name, "Failed", 60).await;
+        assert_eq!(failed["status"]["attempts"], 2, "{failed:#}");
+        assert_eq!(
+            condition(&failed, "Failed")["reason"],
+            "BackoffLimitExceeded"
+        );
+    }
+    let crash = server.get("crash").await.1;
+    let message = crash["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("boom (the program exited with code 1)"),
+        "{message}"
+    );
+    // A program that exits 0 without writing its model fails as bad input: nothing to store.
+    let silent = custom_run(
+        "no-model",
+        &data,
+        "label",
+        &out,
+        json!({"image": "x", "command": ["python", "-c", "print('done')"]}),
+    );
+    server.create(silent).await;
+    let failed = server.wait_phase("no-model", "Failed", 60).await;
+    let message = failed["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("wrote no files into KUBETRAIN_MODEL_DIR"),
+        "{message}"
+    );
+    assert!(!out.join("no-model").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_custom_code_sends_it_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m");
+    let marker = dir.path().join("sigterm-received");
+    let bin = sklearn_bin();
+    let server = Server::start_with_path(&dir.path().join("state"), 2, None, None, Some(&bin));
+    server.wait_ready().await;
+    server
+        .create(custom_run(
+            "long",
+            &data("adult_numeric_train.csv"),
+            "income",
+            &out,
+            sklearn_example(json!({
+                "n_estimators": "5000",
+                "sigterm_marker": marker.to_str().unwrap(),
+            })),
+        ))
+        .await;
+    let running = server
+        .wait_for("long", 120, |r| {
+            r["status"]["progress"]["iteration"].as_u64() > Some(0)
+        })
+        .await;
+    let pid = trainer_pid(&running);
+    let r = server
+        .http
+        .post(format!(
+            "{}/v1/namespaces/default/trainingruns/long/cancel",
+            server.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.wait_phase("long", "Cancelled", 60).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "wrapper {pid} alive after cancel"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(marker.exists(), "the program never saw SIGTERM");
+    // Nothing of the cancelled attempt reached the output.
+    assert!(!out.join("long").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_runs_are_refused_with_the_field_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("state"), 1, None, None);
+    server.wait_ready().await;
+    let out = dir.path().join("m");
+    let data = data("breast_cancer_train.csv");
+    let mut both = custom_run("both", &data, "label", &out, failing_program(0, ""));
+    both["spec"]["algorithm"] = json!({"logisticRegression": {}});
+    let mut reserved = custom_run("reserved", &data, "label", &out, failing_program(0, ""));
+    reserved["spec"]["custom"]["env"] = json!([{"name": "KUBETRAIN_DATA", "value": "x"}]);
+    let mut secret = custom_run("secret", &data, "label", &out, failing_program(0, ""));
+    secret["spec"]["custom"]["env"] = json!([
+        {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}
+    ]);
+    let mut neither = custom_run("neither", &data, "label", &out, failing_program(0, ""));
+    neither["spec"].as_object_mut().unwrap().remove("custom");
+    for (run, field, says) in [
+        (both, "spec", "exactly one of algorithm"),
+        (reserved, "spec.custom.env", "KUBETRAIN_"),
+        (
+            secret,
+            "spec.custom.env[0].valueFrom",
+            "literal values only",
+        ),
+        (neither, "spec", "exactly one of algorithm"),
+    ] {
+        let r = server
+            .http
+            .post(format!("{}/v1/namespaces/default/trainingruns", server.url))
+            .json(&run)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 422, "{body}");
+        let causes = body["causes"].as_array().unwrap();
+        assert!(
+            causes
+                .iter()
+                .any(|c| c["field"] == field && c["message"].as_str().unwrap().contains(says)),
+            "{field}: {body:#}"
+        );
+    }
 }

@@ -110,12 +110,28 @@ impl Inner {
             self.stopped(key, why).await;
             return Ok(Next::Done);
         }
-        let mut child = process::spawn(&self.config, self.threads, &run).map_err(|source| {
+        let process::Started {
+            mut child,
+            work_dir,
+        } = process::spawn(&self.config, self.threads, &run).map_err(|source| {
             AttemptError::Spawn {
                 trainer: self.config.trainer.display().to_string(),
                 source,
             }
         })?;
+        let next = self.attempt_with(key, stop, failures, &mut child).await;
+        process::remove_work_dir(work_dir.as_deref());
+        next
+    }
+
+    /// The rest of [`Inner::attempt`] once the trainer is started.
+    async fn attempt_with(
+        self: &Arc<Self>,
+        key: &Key,
+        stop: &mut watch::Receiver<Option<Stop>>,
+        failures: &mut i32,
+        child: &mut Child,
+    ) -> Result<Next, AttemptError> {
         let pid = child.id();
         let now = Timestamp::now();
         let started = self
@@ -129,7 +145,7 @@ impl Inner {
             })
             .await?;
         let Some(run) = started.filter(|r| status::phase(r) == Some(Phase::Running)) else {
-            process::kill(&mut child).await;
+            process::stop(child, self.config.stop_grace).await;
             let why = *stop.borrow();
             if let Some(why) = why {
                 self.stopped(key, why).await;
@@ -138,9 +154,9 @@ impl Inner {
         };
         debug!(run = %run_name(&run), ?pid, "trainer started");
         self.arm_active_deadline(&run);
-        match self.follow(key, &mut child, stop).await {
+        match self.follow(key, child, stop).await {
             Ended::Stopped(why) => {
-                process::kill(&mut child).await;
+                process::stop(child, self.config.stop_grace).await;
                 self.stopped(key, why).await;
                 Ok(Next::Done)
             }

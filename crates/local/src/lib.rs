@@ -70,6 +70,9 @@ pub struct Config {
     /// Where trainers keep parsed datasets between runs (`kubetrain train --dataset-cache`);
     /// `None` parses the data for every run.
     pub dataset_cache: Option<PathBuf>,
+    /// How long a stopped trainer (cancel, suspend, delete, deadline, shutdown) has between
+    /// SIGTERM and SIGKILL: Kubernetes' default `terminationGracePeriodSeconds`, 30 s.
+    pub stop_grace: Duration,
 }
 
 impl Config {
@@ -85,6 +88,7 @@ impl Config {
             storage: StorageEnv::default(),
             progress_interval: Duration::from_secs(1),
             retry_backoff: Duration::from_secs(1),
+            stop_grace: Duration::from_secs(30),
         })
     }
 

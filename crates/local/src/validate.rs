@@ -4,11 +4,15 @@
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{Draft, Validator};
+use kubetrain_api::custom::RESERVED_ENV_RULE;
+use kubetrain_api::invocation::ENV_PREFIX;
 use kubetrain_api::names::{
     DNS1123_LABEL, DNS1123_SUBDOMAIN, is_dns1123_label, label_key_problem, label_value_problem,
     subdomain_problem,
 };
-use kubetrain_api::spec::{ALGORITHM_RULE, LINEAR_NEEDS_REGRESSION, LOGISTIC_NEEDS_CLASSIFICATION};
+use kubetrain_api::spec::{
+    ALGORITHM_RULE, LINEAR_NEEDS_REGRESSION, LOGISTIC_NEEDS_CLASSIFICATION, TRAINER_RULE,
+};
 use kubetrain_api::{Task, TrainingRun, TrainingRunSpec};
 use kubetrain_gateway::FieldError;
 use serde_json::Value;
@@ -204,16 +208,31 @@ fn rules(spec: &TrainingRunSpec) -> Vec<FieldError> {
         }
     };
     rule(
-        [
-            spec.algorithm.logistic_regression.is_some(),
-            spec.algorithm.linear_regression.is_some(),
-            spec.algorithm.gradient_boosted_trees.is_some(),
-            spec.algorithm.random_forest.is_some(),
-        ]
-        .into_iter()
-        .filter(|set| *set)
-        .count()
-            == 1,
+        spec.algorithm.is_unset() != spec.custom.is_none(),
+        "spec",
+        None,
+        TRAINER_RULE,
+    );
+    if let Some(custom) = &spec.custom {
+        rule(
+            !custom.env.iter().any(|e| e.name.starts_with(ENV_PREFIX)),
+            "spec.custom.env",
+            None,
+            RESERVED_ENV_RULE,
+        );
+    }
+    rule(
+        spec.algorithm.is_unset()
+            || [
+                spec.algorithm.logistic_regression.is_some(),
+                spec.algorithm.linear_regression.is_some(),
+                spec.algorithm.gradient_boosted_trees.is_some(),
+                spec.algorithm.random_forest.is_some(),
+            ]
+            .into_iter()
+            .filter(|set| *set)
+            .count()
+                == 1,
         "spec.algorithm",
         None,
         ALGORITHM_RULE,
@@ -284,6 +303,20 @@ fn rules(spec: &TrainingRunSpec) -> Vec<FieldError> {
             Some(&fraction.to_string()),
             "must be in [0, 1): at least one row must be left to train on",
         );
+    }
+    // Not a CRD rule: one machine has no Secrets or ConfigMaps to take values from.
+    let from_cluster = spec
+        .custom
+        .iter()
+        .flat_map(|c| &c.env)
+        .position(|e| e.value_from.is_some());
+    if let Some(i) = from_cluster {
+        errors.push(field(
+            &format!("spec.custom.env[{i}].valueFrom"),
+            "Unsupported value: kubetrain local takes literal values only (value); valueFrom \
+             needs a cluster's Secrets and ConfigMaps"
+                .to_owned(),
+        ));
     }
     errors
 }
@@ -435,7 +468,8 @@ mod tests {
         );
         let mut none = run("a", GOOD);
         none.spec.algorithm.logistic_regression = None;
-        assert_eq!(fields(&v.validate(&none)), ["spec.algorithm"]);
+        // Neither an algorithm nor custom code: the spec-level rule, as the API server says.
+        assert_eq!(fields(&v.validate(&none)), ["spec"]);
         let parquet = run(
             "a",
             "algorithm: {logisticRegression: {}}\ndataset: {uri: /d.parquet, format: parquet}\noutput: {uri: /m/}",
@@ -623,6 +657,8 @@ mod tests {
         assert!(!messages.is_empty());
         let ours = [
             ALGORITHM_RULE,
+            TRAINER_RULE,
+            RESERVED_ENV_RULE,
             LINEAR_NEEDS_REGRESSION,
             LOGISTIC_NEEDS_CLASSIFICATION,
             "must be greater than 0",

@@ -258,3 +258,92 @@ fn run_overrides_image_and_service_account_and_queue_label_is_copied() {
     assert_eq!(pod.service_account_name.as_deref(), Some("ml-team"));
     assert_eq!(job.metadata.labels.as_ref().unwrap()[QUEUE_LABEL], "team-a");
 }
+
+fn custom_run() -> TrainingRun {
+    TrainingRun::test("byo").with_spec(
+        "algorithm: null\n\
+         custom: {image: 'registry.example/sk:1', command: [python, /app/train.py], \
+         args: ['--epochs', '$(EPOCHS)'], env: [{name: EPOCHS, value: '5'}], \
+         params: {n_estimators: '50'}}\n\
+         resources: {limits: {cpu: '2', 'nvidia.com/gpu': '1'}}\n\
+         storage: {secretRef: {name: s3}}",
+    )
+}
+
+#[test]
+fn custom_runs_run_the_users_image_under_the_wrapper_copied_in_by_an_init_container() {
+    let job = build_job(&custom_run(), &settings());
+    let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+    let init = &pod.init_containers.as_ref().unwrap()[0];
+    assert_eq!(
+        init.image.as_deref(),
+        Some("ghcr.io/kubetrain/kubetrain:0.1.0")
+    );
+    assert_eq!(
+        init.command.as_ref().unwrap().join(" "),
+        "kubetrain copy-to /kubetrain/bin"
+    );
+    let main = container(&job);
+    assert_eq!(main.name, CONTAINER);
+    assert_eq!(main.image.as_deref(), Some("registry.example/sk:1"));
+    assert_eq!(
+        main.command.as_ref().unwrap().join(" "),
+        "/kubetrain/bin/kubetrain exec --report kubernetes --download-dir /kubetrain/data -- \
+         python /app/train.py --epochs $(EPOCHS)"
+    );
+    assert_eq!(main.args, None);
+    // Both containers share the wrapper's volume; the program's may write its root filesystem.
+    for c in [init, main] {
+        let mounts = c.volume_mounts.as_ref().unwrap();
+        assert!(
+            mounts.iter().any(|m| m.mount_path == WRAPPER_DIR),
+            "{mounts:?}"
+        );
+    }
+    let sc = main.security_context.as_ref().unwrap();
+    assert_eq!(
+        (sc.read_only_root_filesystem, sc.allow_privilege_escalation),
+        (Some(false), Some(false))
+    );
+    // The user's resources (GPUs included) are the program's; the init container's are small.
+    let limits = main.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!(limits["nvidia.com/gpu"], Quantity("1".to_owned()));
+    // The contract's variables, then the user's (which may refer to them).
+    let names: Vec<&str> = main
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(names.first(), Some(&"KUBETRAIN_CONTRACT"));
+    assert_eq!(names.last(), Some(&"EPOCHS"));
+    let value = |name: &str| env_of(&job, name).and_then(|e| e.value.clone());
+    assert_eq!(value(ENV_RUN_NAME).as_deref(), Some("byo"));
+    assert_eq!(
+        value("KUBETRAIN_MODEL_DIR").as_deref(),
+        Some("/kubetrain/model")
+    );
+    assert_eq!(value("KUBETRAIN_THREADS").as_deref(), Some("2"));
+    assert_eq!(
+        value("KUBETRAIN_PARAMS").as_deref(),
+        Some(r#"{"n_estimators":"50"}"#)
+    );
+    assert_eq!(
+        value("AWS_ENDPOINT_URL").as_deref(),
+        Some("http://s3.storage:8333")
+    );
+    let secret = env_of(&job, "AWS_SECRET_ACCESS_KEY").unwrap();
+    assert!(secret.value_from.is_some() && secret.value.is_none());
+    // Exit 65 of the program still fails the Job at once: the wrapper exits with it.
+    let policy = job
+        .spec
+        .as_ref()
+        .unwrap()
+        .pod_failure_policy
+        .as_ref()
+        .unwrap();
+    let on_exit = policy.rules[0].on_exit_codes.as_ref().unwrap();
+    assert_eq!(on_exit.container_name.as_deref(), Some(CONTAINER));
+    assert!(on_exit.values.contains(&65));
+}

@@ -135,7 +135,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                     "Headers: Content-Length, ETag \"sha256:<hex>\" and X-Model-Sha256 from status.model. \
                      409 while the run has no model.",
                 )
-                .reply(200, "The model file (kubetrain.dev/logistic-regression JSON).", Body::AnyJson)
+                .reply(200, "The model file: kubetrain's model JSON, or for a custom run the program's main model file as it wrote it (application/octet-stream).", Body::AnyJson)
                 .errors(&[400, 401, 403, 404, 409, 500, 502, 503]),
             class: Streaming,
             handler: get(model::download),
@@ -148,7 +148,9 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                      (the training columns without the label). A classifier answers the \
                      predicted class label of each row and the probabilities in classLabels \
                      order; a regressor answers the predicted value of each row (values); \
-                     exactly as `kubetrain predict` computes them.",
+                     exactly as `kubetrain predict` computes them. A custom run (spec.custom) \
+                     answers 409 unless its program wrote a kubetrain model file (model.json): \
+                     its model is served by the user's own stack.",
                 )
                 .request(json::<predict::PredictRequest>())
                 .reply(200, "The predictions.", json::<predict::PredictResponse>())

@@ -45,11 +45,17 @@ pub(crate) async fn download(
         ));
     }
     let size = object.meta.size;
+    let reference_is_json = model.uri.ends_with(".json");
     let mut response = Body::from_stream(object.into_stream()).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        // kubetrain's models are JSON; a custom program's may be anything (a pickle, weights).
+        HeaderValue::from_static(if reference_is_json {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        }),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     if let Ok(etag) = HeaderValue::from_str(&format!("\"sha256:{}\"", model.sha256)) {

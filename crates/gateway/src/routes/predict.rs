@@ -62,11 +62,39 @@ pub(crate) async fn predict(
     authorize_run(&state, &headers, "get", &namespace, &name).await?;
     let run = state.backend.get(&namespace, &name).await?;
     let reference = ready_model(&run)?;
-    let model = state.models.get(reference).await?;
+    let model = match &run.spec.custom {
+        None => state.models.get(reference).await?,
+        // A custom program's model is in its own format (a pickle, a state dict): read it
+        // only when it could be a kubetrain model file, and answer what it is otherwise.
+        Some(_) if !reference.uri.ends_with(".json") => {
+            return Err(custom_model(&name, &reference.uri, None));
+        }
+        Some(_) => state
+            .models
+            .get(reference)
+            .await
+            .map_err(|error| match error.status() {
+                axum::http::StatusCode::BAD_GATEWAY => {
+                    custom_model(&name, &reference.uri, Some(&error.body().message))
+                }
+                _ => error,
+            })?,
+    };
     let answer = tokio::task::spawn_blocking(move || predict_rows(&model, &request.rows))
         .await
         .map_err(ApiError::internal)??;
     Ok(Json(answer))
+}
+
+/// 409: a custom run's model is not one kubetrain can serve.
+fn custom_model(name: &str, uri: &str, why: Option<&str>) -> ApiError {
+    let why = why.map(|w| format!(" ({w})")).unwrap_or_default();
+    ApiError::conflict(format!(
+        "run \"{name}\" trained its own code (spec.custom): its model {uri} is in the \
+         program's own format, which kubetrain does not serve{why}; serve it with your own \
+         stack (download it from .../model/download), or have the program write a kubetrain \
+         model file named model.json"
+    ))
 }
 
 /// Check the rows against the model and predict them as `kubetrain predict` does.
