@@ -234,7 +234,9 @@ start node env PATH="$bin:$PATH" "$node_bin" --kubeconfig "$state/node.kubeconfi
   --serving-cert "$pki/kubelet.crt" --serving-key "$pki/kubelet.key" --client-ca "$pki/ca.crt" \
   ${KUBETRAIN_TESTNODE_CPU:+--cpu "$KUBETRAIN_TESTNODE_CPU"} \
   ${KUBETRAIN_TESTNODE_MEMORY:+--memory "$KUBETRAIN_TESTNODE_MEMORY"} \
-  ${KUBETRAIN_TESTNODE_GPU:+--gpu "$KUBETRAIN_TESTNODE_GPU"}
+  ${KUBETRAIN_TESTNODE_GPU:+--gpu "$KUBETRAIN_TESTNODE_GPU"} \
+  ${KUBETRAIN_SKLEARN_VENV:+--map-image "example-sklearn=$KUBETRAIN_SKLEARN_VENV/bin/python"} \
+  ${KUBETRAIN_SKLEARN_VENV:+--image-dir "example-sklearn:/app=$repo/deploy/examples/custom-sklearn"}
 
 healthz() { [[ $(curl -fsSk "https://127.0.0.1:$1/healthz") == ok ]]; }
 wait_ready kube-controller-manager "/healthz" healthz "$p_cm"

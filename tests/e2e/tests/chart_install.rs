@@ -29,6 +29,7 @@ use kubetrain_e2e::{
 };
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
+use sha2::Digest;
 
 const TRAINING_TIMEOUT: Duration = Duration::from_secs(180);
 const RELEASE: &str = "kubetrain";
@@ -260,6 +261,8 @@ async fn samples_train(env: &TestEnv, team: &TestNamespace, pod: &Pod) -> Result
     apply(env, &team.name, &boosted)?;
     let forest = sample("random-forest-diabetes.yaml", &env.bucket, &prefix)?;
     apply(env, &team.name, &forest)?;
+    let custom = sample("custom-sklearn/trainingrun.yaml", &env.bucket, &prefix)?;
+    apply(env, &team.name, &custom)?;
     let runs = team.api::<TrainingRun>();
     let controller_log = || log_hint(env, pod, "controller");
     let done = succeeded(&runs, "breast-cancer")
@@ -315,6 +318,59 @@ async fn samples_train(env: &TestEnv, team: &TestNamespace, pod: &Pod) -> Result
     ensure!(
         metrics.score_name.as_deref() == Some("r2") && metrics.r2.is_some_and(|r2| r2 > 0.2),
         "the random forest sample reported {metrics:?}"
+    );
+    // The custom-code sample: the user's scikit-learn script in its own image (the process
+    // node maps it to the test environment's scikit-learn virtualenv), under kubetrain's
+    // wrapper. Its metrics and its model file's digest are in the status.
+    let sklearn = succeeded(&runs, "breast-cancer-sklearn")
+        .await
+        .with_context(controller_log)?;
+    let status = sklearn.status.context("breast-cancer-sklearn status")?;
+    ensure!(status.algorithm.as_deref() == Some("custom"), "{status:?}");
+    let metrics = status.metrics.context("breast-cancer-sklearn metrics")?;
+    ensure!(
+        metrics.accuracy.is_some_and(|accuracy| accuracy > 0.95)
+            && metrics.reported.contains_key("macro_f1"),
+        "the custom-code sample reported {metrics:?}"
+    );
+    let model = status.model.context("breast-cancer-sklearn model")?;
+    ensure!(
+        model.uri
+            == format!(
+                "s3://{}/{prefix}/breast-cancer-sklearn/model/model.joblib",
+                env.bucket
+            ),
+        "{}",
+        model.uri
+    );
+    let stored = store
+        .get(&ObjectPath::from(format!(
+            "{prefix}/breast-cancer-sklearn/model/model.joblib"
+        )))
+        .await?
+        .bytes()
+        .await?;
+    ensure!(
+        sha2::Sha256::digest(&stored)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            == model.sha256,
+        "the stored model.joblib is not the one whose digest is in the status"
+    );
+    let summary = store
+        .get(&ObjectPath::from(format!(
+            "{prefix}/breast-cancer-sklearn/model/summary.json"
+        )))
+        .await?
+        .bytes()
+        .await?;
+    let summary: serde_json::Value = serde_json::from_slice(&summary)?;
+    ensure!(
+        summary["files"]
+            .as_array()
+            .is_some_and(|files| files.iter().any(|f| f["sha256"] == model.sha256.as_str())),
+        "summary.json does not list the model: {summary}"
     );
     let status = done.status.clone().context("status")?;
     let model = status.model.context("status.model")?;

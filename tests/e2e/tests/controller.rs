@@ -539,6 +539,166 @@ async fn restart_mid_run_keeps_one_job(
     ns.delete().await
 }
 
+/// A custom run (`spec.custom`) of the scikit-learn example's image, which the process node
+/// maps to the test environment's scikit-learn virtualenv and the example's directory.
+fn custom_manifest(
+    name: &str,
+    ns: &TestNamespace,
+    bucket: &str,
+    custom: serde_json::Value,
+    extra: serde_json::Value,
+) -> TrainingRun {
+    let mut custom = custom;
+    custom["image"] = json!("ghcr.io/kubetrain/example-sklearn:0.1.0");
+    let run = run_manifest(
+        name,
+        bucket,
+        &ns.name,
+        json!({"algorithm": null, "custom": custom}),
+    );
+    run.with_spec(&extra.to_string())
+}
+
+/// A program that says why on stderr and exits with `code`.
+fn failing_program(code: i32, why: &str) -> serde_json::Value {
+    json!({"command": ["python", "-c", format!(
+        "import sys; print('loading'); print({why:?}, file=sys.stderr); sys.exit({code})"
+    )]})
+}
+
+/// The user's own code in a Job: progress from its JSON lines while it trains, and a cancel
+/// reaches it as SIGTERM (forwarded by the wrapper, which is the container's process).
+async fn custom_code_reports_progress_and_gets_sigterm_on_cancel(
+    env: &TestEnv,
+    store: &dyn ObjectStore,
+) -> Result<()> {
+    let ns = env.namespace("ctl-custom").await?;
+    upload_training_data(store, &ns, data("adult_numeric_train.csv")).await?;
+    let marker = env.state_dir.join(format!("{}-sigterm", ns.name));
+    let _ = std::fs::remove_file(&marker);
+    let runs = ns.api::<TrainingRun>();
+    let custom = json!({
+        "command": ["python", "/app/train.py"],
+        "params": {"n_estimators": "5000", "sigterm_marker": marker.to_str().context("utf-8")?},
+    });
+    runs.create(
+        &PostParams::default(),
+        &custom_manifest(
+            "byo",
+            &ns,
+            &env.bucket,
+            custom,
+            json!({"dataset": {
+                "uri": format!("s3://{}/{}/train.csv", env.bucket, ns.name),
+                "labelColumn": "income",
+            }}),
+        ),
+    )
+    .await?;
+    let running = wait_for(
+        "progress of the custom run while it runs",
+        TRAINING_TIMEOUT,
+        || async {
+            let run = runs.get("byo").await?;
+            let status = run.status.clone().unwrap_or_default();
+            ensure!(
+                !status.phase.is_some_and(Phase::is_terminal),
+                "run ended {:?}: {:?}",
+                status.phase,
+                status.message
+            );
+            Ok((status.phase == Some(Phase::Running)
+                && status.progress.as_ref().is_some_and(|p| p.iteration > 0))
+            .then_some(run))
+        },
+    )
+    .await?;
+    let status = running.status.unwrap_or_default();
+    ensure!(status.algorithm.as_deref() == Some("custom"), "{status:?}");
+    ensure!(
+        status
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.total == 5000 && p.loss.is_some()),
+        "{:?}",
+        status.progress
+    );
+    runs.patch(
+        "byo",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"cancel": true}})),
+    )
+    .await?;
+    wait_phase(&runs, "byo", Phase::Cancelled).await?;
+    wait_for(
+        "the program to record SIGTERM",
+        TRAINING_TIMEOUT,
+        || async { Ok(marker.exists().then_some(())) },
+    )
+    .await?;
+    ns.delete().await
+}
+
+/// The program's exit code decides: 65 fails the run at once with its last stderr line, 1 is
+/// retried up to backoffLimit.
+async fn custom_code_exit_codes_decide_retries(
+    env: &TestEnv,
+    store: &dyn ObjectStore,
+) -> Result<()> {
+    let ns = env.namespace("ctl-custom-exit").await?;
+    upload_training_data(store, &ns, data("breast_cancer_train.csv")).await?;
+    let runs = ns.api::<TrainingRun>();
+    let bad = failing_program(65, "column 'age' is missing");
+    runs.create(
+        &PostParams::default(),
+        &custom_manifest("bad", &ns, &env.bucket, bad, json!({"backoffLimit": 3})),
+    )
+    .await?;
+    let crash = failing_program(1, "out of ideas");
+    runs.create(
+        &PostParams::default(),
+        &custom_manifest("crash", &ns, &env.bucket, crash, json!({"backoffLimit": 1})),
+    )
+    .await?;
+    let bad = wait_phase(&runs, "bad", Phase::Failed)
+        .await?
+        .status
+        .unwrap_or_default();
+    let message = bad.message.clone().unwrap_or_default();
+    ensure!(message.contains("column 'age' is missing"), "{message}");
+    let jobs = ns.api::<Job>();
+    let failed = |status: &kubetrain_api::TrainingRunStatus| {
+        let name = status.job_name.clone().unwrap_or_default();
+        let jobs = jobs.clone();
+        async move {
+            anyhow::Ok(
+                jobs.get(&name)
+                    .await?
+                    .status
+                    .and_then(|s| s.failed)
+                    .unwrap_or(0),
+            )
+        }
+    };
+    let attempts = failed(&bad).await?;
+    ensure!(
+        attempts == 1,
+        "exit 65 must not be retried; {attempts} attempts failed"
+    );
+    let crash = wait_phase(&runs, "crash", Phase::Failed)
+        .await?
+        .status
+        .unwrap_or_default();
+    let attempts = failed(&crash).await?;
+    ensure!(
+        attempts == 2,
+        "exit 1 is retried once with backoffLimit 1; {attempts} attempts failed"
+    );
+    let message = crash.message.unwrap_or_default();
+    ensure!(message.contains("out of ideas"), "{message}");
+    ns.delete().await
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -567,7 +727,7 @@ async fn controller_end_to_end() {
     .unwrap();
     let mut controller = start_controller(&env).unwrap();
     let store = env.store().unwrap();
-    let (happy, bad, cancel, gpu, ttl, delete, invalid, refused) = tokio::join!(
+    let (happy, bad, cancel, gpu, ttl, delete, invalid, refused, custom, custom_exit) = tokio::join!(
         trains_a_model_into_s3(&env, store.as_ref()),
         bad_data_fails_at_once(&env, store.as_ref()),
         cancel_stops_the_run(&env),
@@ -576,6 +736,8 @@ async fn controller_end_to_end() {
         deleting_a_run_deletes_its_job(&env),
         invalid_specs_are_refused_with_the_field_path(&env),
         a_failed_reconcile_is_a_warning_event_on_the_run(&env),
+        custom_code_reports_progress_and_gets_sigterm_on_cancel(&env, store.as_ref()),
+        custom_code_exit_codes_decide_retries(&env, store.as_ref()),
     );
     let restart = restart_mid_run_keeps_one_job(&env, store.as_ref(), &mut controller).await;
     let log = env.state_dir.join("controller-e2e.log");
@@ -589,6 +751,8 @@ async fn controller_end_to_end() {
         ("invalid spec", invalid),
         ("refused Job", refused),
         ("restart", restart),
+        ("custom code", custom),
+        ("custom code exit codes", custom_exit),
     ];
     let failures: Vec<String> = outcomes
         .into_iter()

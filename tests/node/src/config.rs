@@ -46,6 +46,11 @@ pub struct Args {
     /// EXECUTABLE. Checked before the built-in `kubetrain` mapping.
     #[arg(long = "map-image", value_name = "SUBSTRING=EXECUTABLE")]
     pub map_image: Vec<String>,
+    /// Files of an image, `SUBSTRING:PATH=DIR`: in containers of images whose name contains
+    /// SUBSTRING, the image's directory PATH (e.g. `/app`, where a Dockerfile copied a
+    /// script) is DIR on this machine.
+    #[arg(long = "image-dir", value_name = "SUBSTRING:PATH=DIR")]
+    pub image_dir: Vec<String>,
 }
 
 /// What the node advertises as capacity (and allocatable).
@@ -87,11 +92,20 @@ fn mem_total_kib() -> Result<u64> {
         .context("no MemTotal in /proc/meminfo; pass --memory")
 }
 
-/// Maps container images to local executables.
+/// Maps container images to local executables and image directories to local ones.
 #[derive(Debug, Clone)]
 pub struct ImageMap {
     rules: Vec<(String, PathBuf)>,
+    dirs: Vec<ImageDir>,
     repo: PathBuf,
+}
+
+/// One `--image-dir` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ImageDir {
+    image: String,
+    path: String,
+    dir: PathBuf,
 }
 
 impl ImageMap {
@@ -106,10 +120,47 @@ impl ImageMap {
                 _ => bail!("--map-image {rule:?} is not SUBSTRING=EXECUTABLE"),
             })
             .collect::<Result<_>>()?;
+        let dirs = args
+            .image_dir
+            .iter()
+            .map(|rule| {
+                let parsed = rule.split_once('=').and_then(|(left, dir)| {
+                    let (image, path) = left.split_once(':')?;
+                    (!image.is_empty() && path.starts_with('/') && !dir.is_empty()).then(|| {
+                        ImageDir {
+                            image: image.to_owned(),
+                            path: path.trim_end_matches('/').to_owned(),
+                            dir: PathBuf::from(dir),
+                        }
+                    })
+                });
+                parsed.with_context(|| format!("--image-dir {rule:?} is not SUBSTRING:/PATH=DIR"))
+            })
+            .collect::<Result<_>>()?;
         Ok(Self {
             rules,
+            dirs,
             repo: args.repo.clone(),
         })
+    }
+
+    /// The directories of `image` that live elsewhere here: `(image path, local dir)`.
+    pub fn directories(&self, image: &str) -> Vec<(String, PathBuf)> {
+        self.dirs
+            .iter()
+            .filter(|d| image.contains(d.image.as_str()))
+            .map(|d| (d.path.clone(), d.dir.clone()))
+            .collect()
+    }
+
+    /// The extra PATH entry of `image`: the directory of its `--map-image` executable (a
+    /// virtualenv's `bin`, as the image's own PATH would have it), for images other than
+    /// kubetrain's.
+    pub fn bin_dir(&self, image: &str) -> Option<PathBuf> {
+        self.rules
+            .iter()
+            .find(|(s, _)| image.contains(s.as_str()))
+            .and_then(|(_, exe)| exe.parent().map(Path::to_path_buf))
     }
 
     /// The executable an image stands for, or `None` for images without a mapping (their

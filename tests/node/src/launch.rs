@@ -73,8 +73,13 @@ pub async fn prepare(
 ) -> Result<Launch> {
     let image = container.image.as_deref().unwrap_or_default();
     let (service_host, service_port) = ctx.api.host_port();
+    let path = match ctx.images.bin_dir(image) {
+        Some(bin) => format!("{}:{}", bin.display(), ctx.host_path),
+        None => ctx.host_path.clone(),
+    };
+    let mounts = mounts(ctx, pod, container, dir)?;
     let mut vars: Vec<(String, String)> = vec![
-        ("PATH".into(), ctx.host_path.clone()),
+        ("PATH".into(), path),
         ("HOME".into(), dir.display().to_string()),
         // The pod's own /tmp, as an emptyDir at /tmp or the image's /tmp would be.
         ("TMPDIR".into(), dir.join("tmp").display().to_string()),
@@ -88,21 +93,35 @@ pub async fn prepare(
     if let Some(kubeconfig) = kubeconfig {
         vars.push(("KUBECONFIG".into(), kubeconfig.display().to_string()));
     }
-    vars.extend(env::resolve(&ctx.client, pod, container).await?);
+    vars.extend(
+        env::resolve(&ctx.client, pod, container)
+            .await?
+            .into_iter()
+            .map(|(k, v)| (k, rewrite(&v, &mounts))),
+    );
     let known: BTreeMap<&str, &str> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let command: Vec<String> = container
         .command
         .iter()
         .flatten()
-        .map(|a| env::expand(a, &known))
+        .map(|a| rewrite(&env::expand(a, &known), &mounts))
         .collect();
     let args: Vec<String> = container
         .args
         .iter()
         .flatten()
-        .map(|a| env::expand(a, &known))
+        .map(|a| rewrite(&env::expand(a, &known), &mounts))
         .collect();
-    let (program, args) = resolve_program(ctx, image, command, args)?;
+    let (program, args) = match command.first() {
+        // A program in one of the pod's volumes (a binary an init container puts there) is
+        // taken as it is: it may not exist before the init containers ran.
+        Some(first) if Path::new(first).starts_with(dir) => {
+            let mut command = command.into_iter();
+            let program = PathBuf::from(command.next().unwrap_or_default());
+            (program, command.chain(args).collect())
+        }
+        _ => resolve_program(ctx, image, command, args)?,
+    };
     Ok(Launch {
         program,
         args,
@@ -111,6 +130,53 @@ pub async fn prepare(
         log: dir.join(format!("{}.log", container.name)),
         pidfile: dir.join(format!("{}.pid", container.name)),
     })
+}
+
+/// Where the container's mounts are on this machine, longest path first: its `emptyDir`
+/// volumes (a directory per volume in the pod's directory, shared by its containers) and the
+/// image's `--image-dir` directories. Other volume types are not mounted.
+fn mounts(
+    ctx: &NodeContext,
+    pod: &Pod,
+    container: &Container,
+    dir: &Path,
+) -> Result<Vec<(String, PathBuf)>> {
+    let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
+    let mut mounts = Vec::new();
+    for mount in container.volume_mounts.iter().flatten() {
+        let empty_dir = volumes
+            .into_iter()
+            .flatten()
+            .any(|v| v.name == mount.name && v.empty_dir.is_some());
+        if empty_dir {
+            let local = dir.join("volumes").join(&mount.name);
+            std::fs::create_dir_all(&local)
+                .with_context(|| format!("creating emptyDir {}", local.display()))?;
+            mounts.push((mount.mount_path.trim_end_matches('/').to_owned(), local));
+        }
+    }
+    mounts.extend(
+        ctx.images
+            .directories(container.image.as_deref().unwrap_or_default()),
+    );
+    mounts.sort_by_key(|(path, _)| std::cmp::Reverse(path.len()));
+    Ok(mounts)
+}
+
+/// `value` with a leading mounted path replaced by where it is here: `/kubetrain/bin/x` ->
+/// `<pod dir>/volumes/kubetrain/bin/x`. Values that merely contain a path are left alone.
+fn rewrite(value: &str, mounts: &[(String, PathBuf)]) -> String {
+    for (path, local) in mounts {
+        if value == path {
+            return local.display().to_string();
+        }
+        if let Some(rest) = value.strip_prefix(path.as_str())
+            && rest.starts_with('/')
+        {
+            return format!("{}{rest}", local.display());
+        }
+    }
+    value.to_owned()
 }
 
 /// A mapped image runs its executable: with no `command`, the image's entrypoint is that
@@ -150,6 +216,25 @@ fn same_program(command: &str, exe: &Path) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn mounted_paths_are_rewritten_only_as_a_prefix() {
+        let mounts = vec![
+            ("/kubetrain/bin".to_owned(), PathBuf::from("/w/bin")),
+            ("/kubetrain".to_owned(), PathBuf::from("/w/vol")),
+            ("/app".to_owned(), PathBuf::from("/repo/example")),
+        ];
+        assert_eq!(
+            rewrite("/kubetrain/bin/kubetrain", &mounts),
+            "/w/bin/kubetrain"
+        );
+        assert_eq!(rewrite("/kubetrain/model", &mounts), "/w/vol/model");
+        assert_eq!(rewrite("/kubetrain", &mounts), "/w/vol");
+        assert_eq!(rewrite("/app/train.py", &mounts), "/repo/example/train.py");
+        assert_eq!(rewrite("/application", &mounts), "/application");
+        assert_eq!(rewrite("--out=/app/x", &mounts), "--out=/app/x");
+        assert_eq!(rewrite("python", &mounts), "python");
+    }
 
     #[test]
     fn commands_match_mapped_executables_by_base_name() {

@@ -1,7 +1,7 @@
 //! One pod's life on the node, as kubelet lives it: prepare (credentials, environment), run the
 //! init containers one by one, then the containers together under the pod's restart policy,
 //! report every state change, honour `activeDeadlineSeconds`, and on deletion stop the
-//! processes (SIGTERM, SIGKILL after the grace period) and delete the pod for good.
+//! processes (SIGTERM to each container's process, SIGKILL to its group after the grace period) and delete the pod for good.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -376,8 +376,10 @@ impl Runner {
                 );
             }
         }
+        // As a container runtime does: SIGTERM to the container's first process only (which
+        // passes it on, or not), SIGKILL to everything in it after the grace period.
         for pid in &group.pids {
-            process::signal_group(*pid, Signal::SIGTERM);
+            process::signal_process(*pid, Signal::SIGTERM);
         }
         let kill_at = Instant::now() + grace;
         let mut killed = false;

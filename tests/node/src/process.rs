@@ -108,6 +108,15 @@ impl Running {
     }
 }
 
+/// Signals one process; one that is already gone is not an error.
+pub fn signal_process(pid: Option<i32>, signal: Signal) {
+    if let Some(pid) = pid
+        && let Err(error) = nix::sys::signal::kill(Pid::from_raw(pid), signal)
+    {
+        tracing::debug!(pid, ?signal, %error, "signal not delivered");
+    }
+}
+
 /// Signals a process group; a group that is already gone is not an error.
 pub fn signal_group(pid: Option<i32>, signal: Signal) {
     if let Some(pid) = pid
