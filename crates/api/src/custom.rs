@@ -2,7 +2,7 @@
 //! algorithm, and the contract (version [`CONTRACT_VERSION`]) it is run under.
 //!
 //! The program runs under `kubetrain exec -- COMMAND ARGS...`, which hands it the run's inputs
-//! in `KUBETRAIN_*` variables ([`crate::invocation::custom_env`]), relays the JSON lines it
+//! in `KUBETRAIN_*` variables (`invocation::custom_env`), relays the JSON lines it
 //! prints ([`crate::report::ProgramEvent`]) into the run's status, uploads the files it writes
 //! into `KUBETRAIN_MODEL_DIR` and maps its exit code ([`crate::exit_code`]).
 
