@@ -194,6 +194,23 @@ pub fn summary(run: &TrainingRun) -> String {
         push("rmse", metrics.rmse);
         push("mae", metrics.mae);
         push("training loss", metrics.training_loss);
+        // A custom program's own metrics, by its names (the ones above already shown).
+        const SHOWN: [&str; 9] = [
+            "accuracy",
+            "log_loss",
+            "logLoss",
+            "macro_f1",
+            "macroF1",
+            "r2",
+            "rmse",
+            "mae",
+            "training_loss",
+        ];
+        for (name, value) in &metrics.reported {
+            if !SHOWN.contains(&name.as_str()) {
+                push(name, Some(*value));
+            }
+        }
         if let Some(on) = &metrics.evaluated_on {
             let rows = metrics
                 .validation_rows
@@ -332,6 +349,23 @@ trainingrun/bc Succeeded
   bytes         2048
 "
         );
+    }
+
+    #[test]
+    fn a_custom_programs_own_metrics_are_shown_once() {
+        let r = run(
+            "byo",
+            "2026-11-25T15:59:15Z",
+            json!({
+                "phase": "Succeeded",
+                "metrics": {"accuracy": 0.9, "reported": {"accuracy": 0.9, "f1": 0.85, "auc": 0.95}},
+                "model": {"uri": "s3://m/model.joblib", "sha256": "ab12", "bytes": 10}
+            }),
+        );
+        let text = summary(&r);
+        assert_eq!(text.matches("accuracy").count(), 1, "{text}");
+        assert!(text.contains("  auc ") && text.contains("0.9500"), "{text}");
+        assert!(text.contains("  f1 ") && text.contains("0.8500"), "{text}");
     }
 
     #[test]
