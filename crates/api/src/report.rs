@@ -32,7 +32,9 @@ pub struct Iteration {
     /// earlier.
     pub total: u64,
     /// The objective divided by the number of training rows: the mean loss (log loss, or half
-    /// the squared error for regression) plus the penalty term.
+    /// the squared error for regression) plus the penalty term. NaN when unknown (a custom
+    /// program may report none), which JSON writes as `null`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss: f64,
     /// The same loss on the validation rows, for fits that watch it (boosted trees and
     /// forests, every iteration).
@@ -60,6 +62,11 @@ impl Iteration {
             updated: Some(Time(now)),
         }
     }
+}
+
+/// A number, or NaN for `null` (how serde_json writes a non-finite number).
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 mod seconds {
@@ -374,8 +381,15 @@ mod tests {
         let ProgramLine::Event(ProgramEvent::Progress(bare)) = bare else {
             panic!("{bare:?}")
         };
-        let progress = bare.iteration(Duration::ZERO).status_progress(at());
+        let without_loss = bare.iteration(Duration::ZERO);
+        let progress = without_loss.status_progress(at());
         assert_eq!((progress.percent, progress.loss), (50.0, None));
+        // As kubetrain local reads it from the wrapper: the unknown loss survives the line.
+        let line = TrainerEvent::Progress(without_loss).to_line();
+        let Some(TrainerEvent::Progress(back)) = TrainerEvent::parse(&line) else {
+            panic!("{line} is not a progress event")
+        };
+        assert!(back.loss.is_nan() && back.iteration == 1, "{line}");
         let ProgramLine::Event(ProgramEvent::Metrics { metrics }) =
             ProgramLine::parse(r#"{"event":"metrics","metrics":{"accuracy":0.93,"f1":0.91}}"#)
         else {

@@ -205,6 +205,15 @@ fn pod_spec(run: &TrainingRun, settings: &JobSettings) -> PodSpec {
                 threads,
                 &custom_dirs(),
             ));
+            // The image's user may have no writable home (65532 has `/`): caches such as
+            // `~/.cache` go to the Pod's /tmp unless the run names a HOME of its own.
+            if !custom.env.iter().any(|var| var.name == "HOME") {
+                env.push(EnvVar {
+                    name: "HOME".to_owned(),
+                    value: Some("/tmp".to_owned()),
+                    ..EnvVar::default()
+                });
+            }
             env.extend(custom.env.iter().cloned());
             let mut command = vec![format!("{WRAPPER_DIR}/bin/kubetrain")];
             command.extend(invocation::exec_args(
@@ -238,9 +247,8 @@ fn pod_spec(run: &TrainingRun, settings: &JobSettings) -> PodSpec {
                 command: Some(command),
                 env: Some(env),
                 resources,
-                // Programs write caches and temporary files where they like (~/.cache,
-                // matplotlib's config): the root filesystem stays writable; the rest of the
-                // restricted profile holds.
+                // Programs write temporary files where they like: the root filesystem stays
+                // writable; the rest of the restricted profile holds.
                 security_context: Some(container_security(false)),
                 volume_mounts: Some(vec![
                     mount(TMP_VOLUME, "/tmp"),

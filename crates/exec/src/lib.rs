@@ -15,6 +15,7 @@ use kubetrain_api::{Iteration, TrainerError, TrainerResults};
 pub mod inputs;
 pub mod outcome;
 pub mod program;
+pub mod signals;
 pub mod upload;
 
 /// What one attempt runs and where its files go.
@@ -59,11 +60,17 @@ pub async fn run(
     progress: &(dyn Fn(&Iteration) + Sync),
 ) -> Result<Completed, TrainerError> {
     let started = Instant::now();
+    let mut signals = signals::StopSignals::install()?;
     upload::prepare_model_dir(&config.model_dir)?;
-    let files = inputs::download(config).await?;
-    let ended = program::run(config, &files, progress).await?;
+    let files = tokio::select! {
+        files = inputs::download(config) => files?,
+        signal = signals.recv() => {
+            return Err(signals::stopped(signal, "while downloading the dataset"));
+        }
+    };
+    let ended = program::run(config, &files, progress, &mut signals).await?;
     outcome::check(&ended)?;
-    let stored = upload::model_dir(config, &ended, started.elapsed()).await?;
+    let stored = upload::model_dir(config, &ended, started.elapsed(), &mut signals).await?;
     Ok(Completed {
         results: outcome::results(&ended, stored.main),
         summary: stored.summary,

@@ -18,8 +18,20 @@ use crate::program::Ended;
 /// Its failure, classified by its exit code, with its last stderr line.
 pub fn check(ended: &Ended) -> Result<(), TrainerError> {
     let code = ended.status.code();
-    if code == Some(0) {
-        return Ok(());
+    match (code, ended.stopped_by) {
+        (Some(0), None) => return Ok(()),
+        // A program that saves what it has and exits 0 when asked to stop has no finished
+        // model: nothing is stored, and the run decides what follows (cancel, or a retry).
+        (Some(0), Some(signal)) => {
+            return Err(TrainerError::new(
+                ErrorClass::Transient,
+                format!(
+                    "the program exited 0 after it was asked to stop (signal {signal}); its \
+                     model may be partial and is not stored"
+                ),
+            ));
+        }
+        _ => {}
     }
     let class = match code {
         Some(BAD_INPUT) => ErrorClass::BadInput,

@@ -1,6 +1,8 @@
 //! The program itself: started with the contract's environment, its stdout read as JSON-lines
 //! events (anything else passes through as a log line), its stderr passed through with the
-//! tail kept for the error message, and SIGTERM / SIGINT forwarded to it.
+//! tail kept for the error message, and SIGTERM / SIGINT forwarded to it. The attempt ends
+//! when the program exits; its pipes are read for a few seconds more, not until every
+//! process that inherited them is gone.
 //!
 //! The program stays in the wrapper's process group, so whoever kills the group (the kubelet
 //! after the grace period, `kubetrain local`) kills it too. A container runtime signals only
@@ -9,17 +11,17 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{ExitStatus, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kubetrain_api::invocation::ENV_MODEL_DIR;
 use kubetrain_api::report::{ProgramEvent, ProgramLine};
 use kubetrain_api::{ErrorClass, Iteration, TrainerError};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::Command;
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::ExecConfig;
 use crate::inputs::LocalInputs;
+use crate::signals::StopSignals;
 
 /// Most of the program's stderr kept for the error message, in bytes.
 const STDERR_TAIL: usize = 16 * 1024;
@@ -41,7 +43,11 @@ pub struct Ended {
     pub command: Vec<String>,
 }
 
-/// Run the program to its end.
+/// How long the program's pipes are read after it exited: a background process it left
+/// holding them (a daemon, `tool &` in a shell script) must not keep the attempt open.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Run the program to its end, forwarding the stop signals `signals` receives.
 ///
 /// # Errors
 /// The program cannot be started (not found, not executable: bad input).
@@ -49,6 +55,7 @@ pub async fn run(
     config: &ExecConfig,
     inputs: &LocalInputs,
     progress: &(dyn Fn(&Iteration) + Sync),
+    signals: &mut StopSignals,
 ) -> Result<Ended, TrainerError> {
     let Some((program, args)) = config.command.split_first() else {
         return Err(TrainerError::new(
@@ -79,7 +86,7 @@ pub async fn run(
         .stderr
         .take()
         .map(|pipe| tokio::spawn(pass_stderr(pipe)));
-    let mut lines = child.stdout.take().map(|out| BufReader::new(out).lines());
+    let mut lines = child.stdout.take().map(BufReader::new);
     let started = Instant::now();
     let mut ended = Ended {
         status: ExitStatus::default(),
@@ -89,50 +96,43 @@ pub async fn run(
         stopped_by: None,
         command: config.command.clone(),
     };
-    let (mut term, mut int) = signals()?;
     let status = loop {
         tokio::select! {
             line = next_line(&mut lines) => match line {
                 Some(line) => relay(&line, config.echo_events, started, progress, &mut ended),
                 None => lines = None,
             },
-            _ = term.recv() => forward(pid, nix::sys::signal::Signal::SIGTERM, &mut ended),
-            _ = int.recv() => forward(pid, nix::sys::signal::Signal::SIGINT, &mut ended),
-            status = child.wait(), if lines.is_none() => break status,
+            signal = signals.recv() => {
+                if let Some(pid) = pid
+                    && let Ok(signal) = nix::sys::signal::Signal::try_from(signal)
+                {
+                    let _ = nix::sys::signal::kill(pid, signal);
+                }
+                ended.stopped_by = Some(signal);
+            }
+            status = child.wait() => break status,
         }
     };
+    // What it printed just before it ended still counts; both pipes share one deadline.
+    let drained = tokio::time::Instant::now() + DRAIN;
+    let _ = tokio::time::timeout_at(drained, async {
+        while let Some(line) = next_line(&mut lines).await {
+            relay(&line, config.echo_events, started, progress, &mut ended);
+        }
+    })
+    .await;
     ended.status = status.map_err(|e| {
         TrainerError::new(
             ErrorClass::Internal,
             format!("waiting for the program: {e}"),
         )
     })?;
-    if let Some(stderr) = stderr {
-        ended.stderr_tail = stderr.await.unwrap_or_default();
+    if let Some(stderr) = stderr
+        && let Ok(Ok(tail)) = tokio::time::timeout_at(drained, stderr).await
+    {
+        ended.stderr_tail = tail;
     }
     Ok(ended)
-}
-
-fn signals() -> Result<(tokio::signal::unix::Signal, tokio::signal::unix::Signal), TrainerError> {
-    let install = |kind| {
-        signal(kind).map_err(|e| {
-            TrainerError::new(
-                ErrorClass::Internal,
-                format!("installing a signal handler: {e}"),
-            )
-        })
-    };
-    Ok((
-        install(SignalKind::terminate())?,
-        install(SignalKind::interrupt())?,
-    ))
-}
-
-fn forward(pid: Option<nix::unistd::Pid>, signal: nix::sys::signal::Signal, ended: &mut Ended) {
-    if let Some(pid) = pid {
-        let _ = nix::sys::signal::kill(pid, signal);
-    }
-    ended.stopped_by = Some(signal as i32);
 }
 
 /// One stdout line: an event is recorded (and echoed when asked), anything else is logged.
@@ -171,12 +171,21 @@ fn print_line(line: &str) {
     let _ = out.flush();
 }
 
-async fn next_line<R: AsyncRead + Unpin>(
-    lines: &mut Option<tokio::io::Lines<BufReader<R>>>,
-) -> Option<String> {
-    match lines {
-        Some(lines) => lines.next_line().await.ok().flatten(),
-        None => std::future::pending().await,
+/// The next line of `reader` (bytes that are not UTF-8 replaced, so no output of the program
+/// ends the relay); `None` at its end, and forever once it is gone (for `select!`).
+async fn next_line<R: AsyncRead + Unpin>(reader: &mut Option<BufReader<R>>) -> Option<String> {
+    let Some(pipe) = reader else {
+        return std::future::pending().await;
+    };
+    let mut line = Vec::new();
+    match pipe.read_until(b'\n', &mut line).await {
+        Ok(0) | Err(_) => None,
+        Ok(_) => {
+            while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                line.pop();
+            }
+            Some(String::from_utf8_lossy(&line).into_owned())
+        }
     }
 }
 

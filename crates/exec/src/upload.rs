@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::ExecConfig;
 use crate::inputs::storage_error;
 use crate::program::Ended;
+use crate::signals::{StopSignals, stopped};
 
 /// The summary kubetrain writes beside the model files.
 pub const SUMMARY: &str = "summary.json";
@@ -22,8 +23,8 @@ pub const SUMMARY: &str = "summary.json";
 /// What was stored.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    /// The main model file: the first (by path) whose name starts with `model`, else the
-    /// only file, else the largest.
+    /// The main model file: `model.json`, else the first (by path) whose name starts with
+    /// `model`, else the only file, else the largest.
     pub main: ModelRef,
     /// The stored `summary.json`.
     pub summary: serde_json::Value,
@@ -76,6 +77,7 @@ pub async fn model_dir(
     config: &ExecConfig,
     ended: &Ended,
     elapsed: Duration,
+    signals: &mut StopSignals,
 ) -> Result<Stored, TrainerError> {
     let dir = config.model_dir.clone();
     let files = tokio::task::spawn_blocking(move || list(&dir))
@@ -105,11 +107,16 @@ pub async fn model_dir(
     let mut stored = Vec::new();
     for file in &files {
         let target = out.child(&file.relative);
-        if let Err(error) = target.upload_from(&file.path).await {
-            remove(&stored).await;
-            return Err(storage_error(error));
-        }
+        // Asked to stop mid-upload: what was stored goes, so no partial model is left.
+        let failed = tokio::select! {
+            uploaded = target.upload_from(&file.path) => uploaded.err().map(storage_error),
+            signal = signals.recv() => Some(stopped(signal, "while uploading the model")),
+        };
         stored.push(target);
+        if let Some(error) = failed {
+            remove(&stored).await;
+            return Err(error);
+        }
     }
     let refs: Vec<ModelRef> = files
         .iter()
@@ -122,7 +129,8 @@ pub async fn model_dir(
     let main = refs[main_file(&files)].clone();
     let summary = json!({
         "contract": kubetrain_api::custom::CONTRACT_VERSION,
-        "command": ended.command,
+        // The program only: arguments may hold expanded secrets (`$(TOKEN)`).
+        "program": ended.command.first(),
         "exitCode": 0,
         "elapsedSeconds": elapsed.as_secs_f64(),
         "metrics": ended.metrics,
@@ -132,9 +140,15 @@ pub async fn model_dir(
         })).collect::<Vec<_>>(),
     });
     let bytes = serde_json::to_vec_pretty(&summary).unwrap_or_default();
-    if let Err(error) = out.child(SUMMARY).write(bytes.into()).await {
+    let summary_location = out.child(SUMMARY);
+    let failed = tokio::select! {
+        written = summary_location.write(bytes.into()) => written.err().map(storage_error),
+        signal = signals.recv() => Some(stopped(signal, "while uploading the model")),
+    };
+    if let Some(error) = failed {
+        stored.push(summary_location);
         remove(&stored).await;
-        return Err(storage_error(error));
+        return Err(error);
     }
     Ok(Stored { main, summary })
 }
@@ -146,8 +160,13 @@ async fn remove(stored: &[Location]) {
     }
 }
 
-/// The index of the main file in `files` (sorted by path, not empty).
+/// The index of the main file in `files` (sorted by path, not empty): a kubetrain model file
+/// (`model.json`, which the gateway can serve), else the first named `model*`, else the only
+/// or largest file.
 fn main_file(files: &[ModelFile]) -> usize {
+    if let Some(kubetrain) = files.iter().position(|f| f.relative == "model.json") {
+        return kubetrain;
+    }
     let named_model = files.iter().position(|f| {
         Path::new(&f.relative)
             .file_name()
@@ -162,8 +181,8 @@ fn main_file(files: &[ModelFile]) -> usize {
     })
 }
 
-/// Every regular file under `dir` (recursively; symbolic links are not followed), sorted by
-/// path, with its size and digest.
+/// Every regular file under `dir` (recursively; a symbolic link to a file counts as that
+/// file, links to directories are not followed), sorted by path, with its size and digest.
 fn list(dir: &Path) -> Result<Vec<ModelFile>, TrainerError> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -173,9 +192,11 @@ fn list(dir: &Path) -> Result<Vec<ModelFile>, TrainerError> {
             let entry = entry.map_err(|e| local("listing", &current, e))?;
             let path = entry.path();
             let kind = entry.file_type().map_err(|e| local("reading", &path, e))?;
+            let linked_file =
+                kind.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_file());
             if kind.is_dir() {
                 pending.push(path);
-            } else if kind.is_file() {
+            } else if kind.is_file() || linked_file {
                 let relative = path
                     .strip_prefix(dir)
                     .unwrap_or(&path)
@@ -259,9 +280,13 @@ mod tests {
         std::fs::create_dir_all(model.join("tokenizer")).unwrap();
         std::fs::write(model.join("model.bin"), b"abc").unwrap();
         std::fs::write(model.join("tokenizer/vocab.txt"), b"").unwrap();
+        // A link to a file is that file (e.g. a cache snapshot); a dangling one is nothing.
+        std::os::unix::fs::symlink(model.join("model.bin"), model.join("weights.bin")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone"), model.join("dangling")).unwrap();
         let files = list(&model).unwrap();
         let names: Vec<&str> = files.iter().map(|f| f.relative.as_str()).collect();
-        assert_eq!(names, ["model.bin", "tokenizer/vocab.txt"]);
+        assert_eq!(names, ["model.bin", "tokenizer/vocab.txt", "weights.bin"]);
+        assert_eq!(files[2].sha256, files[0].sha256);
         assert_eq!(files[0].bytes, 3);
         assert_eq!(
             files[0].sha256,

@@ -156,7 +156,7 @@ impl Inner {
         self.arm_active_deadline(&run);
         match self.follow(key, child, stop).await {
             Ended::Stopped(why) => {
-                process::stop(child, self.config.stop_grace).await;
+                process::stop(child, self.config.grace_for(why)).await;
                 self.stopped(key, why).await;
                 Ok(Next::Done)
             }

@@ -15,9 +15,10 @@
 //! Queued runs start, in their original order. TTLs fire at their exact time also after a
 //! restart.
 //!
-//! **Shutdown** ([`LocalRuns::shutdown`]): no new process starts, running trainers are killed
-//! (their process group) and their runs end Failed with reason `Interrupted`, the same as
-//! after a crash; queued runs stay queued for the next start.
+//! **Shutdown** ([`LocalRuns::shutdown`]): no new process starts, running trainers get
+//! SIGTERM and, after at most 5 s, SIGKILL to their process group, and their runs end Failed
+//! with reason `Interrupted`, the same as after a crash; queued runs stay queued for the next
+//! start.
 
 mod attempt;
 mod deadlines;
@@ -90,6 +91,16 @@ impl Config {
             retry_backoff: Duration::from_secs(1),
             stop_grace: Duration::from_secs(30),
         })
+    }
+
+    /// SIGTERM-to-SIGKILL time of a trainer stopped for `why`: [`Config::stop_grace`], at most
+    /// 5 s when `kubetrain local` itself is stopping (as a stopping node gives its pods), so
+    /// every trainer is gone before the process is.
+    pub(crate) fn grace_for(&self, why: pool::Stop) -> Duration {
+        match why {
+            pool::Stop::Shutdown => self.stop_grace.min(Duration::from_secs(5)),
+            _ => self.stop_grace,
+        }
     }
 
     /// Threads per trainer when the run's resources do not say: the cores shared out among the

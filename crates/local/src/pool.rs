@@ -191,7 +191,8 @@ impl Inner {
             sender.send_replace(Some(Stop::Shutdown));
         }
         let mut running = self.running.subscribe();
-        // Killing is immediate; the bound only guards against a hung disk.
+        // Trainers have at most 5 s after SIGTERM (`Config::grace_for`); the bound only guards
+        // against a hung disk.
         let _ = tokio::time::timeout(Duration::from_secs(30), running.wait_for(|n| *n == 0)).await;
     }
 

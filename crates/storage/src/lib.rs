@@ -199,12 +199,16 @@ impl Location {
         self.classify(error, |uri, source| StorageError::Read { uri, source })
     }
 
-    /// The object `name` under this location taken as a prefix ("directory").
+    /// The object `name` under this location taken as a prefix ("directory"); a `/` in
+    /// `name` separates path segments (`tokenizer/vocab.txt`), as in the URI.
     pub fn child(&self, name: &str) -> Location {
         Location {
             uri: format!("{}/{name}", self.uri.trim_end_matches('/')),
             store: Arc::clone(&self.store),
-            path: self.path.clone().join(name),
+            path: name
+                .split('/')
+                .filter(|segment| !segment.is_empty())
+                .fold(self.path.clone(), |path, segment| path.join(segment)),
         }
     }
 
@@ -441,6 +445,13 @@ mod tests {
             big.len() as u64
         );
         assert_eq!(std::fs::read(&copy).unwrap(), big);
+        // A nested child is stored where its URI says: parsing the URI reads it back.
+        let prefix = Location::parse("--out", dir.path().join("out").to_str().unwrap()).unwrap();
+        let nested = prefix.child("tokenizer/vocab.txt");
+        block_on(nested.upload_from(&source)).unwrap();
+        let reread = Location::parse("--data", nested.uri()).unwrap();
+        assert_eq!(block_on(reread.read()).unwrap().len(), big.len());
+        assert!(dir.path().join("out/tokenizer/vocab.txt").is_file());
         let missing = block_on(object.upload_from(&dir.path().join("nope"))).unwrap_err();
         assert!(
             matches!(missing, StorageError::LocalFile { .. }),

@@ -318,6 +318,22 @@ fn custom_runs_run_the_users_image_under_the_wrapper_copied_in_by_an_init_contai
         .collect();
     assert_eq!(names.first(), Some(&"KUBETRAIN_CONTRACT"));
     assert_eq!(names.last(), Some(&"EPOCHS"));
+    // A home the program can write, unless the run sets its own.
+    assert_eq!(
+        env_of(&job, "HOME").and_then(|e| e.value.as_deref()),
+        Some("/tmp")
+    );
+    let own_home = custom_run()
+        .with_spec("custom: {image: x, command: [python], env: [{name: HOME, value: /data}]}");
+    let job_with_home = build_job(&own_home, &settings());
+    let homes: Vec<_> = container(&job_with_home)
+        .env
+        .iter()
+        .flatten()
+        .filter(|e| e.name == "HOME")
+        .collect();
+    assert_eq!(homes.len(), 1);
+    assert_eq!(homes[0].value.as_deref(), Some("/data"));
     let value = |name: &str| env_of(&job, name).and_then(|e| e.value.clone());
     assert_eq!(value(ENV_RUN_NAME).as_deref(), Some("byo"));
     assert_eq!(

@@ -92,7 +92,7 @@ fn custom_model(name: &str, uri: &str, why: Option<&str>) -> ApiError {
     ApiError::conflict(format!(
         "run \"{name}\" trained its own code (spec.custom): its model {uri} is in the \
          program's own format, which kubetrain does not serve{why}; serve it with your own \
-         stack (download it from .../model/download), or have the program write a kubetrain \
+         stack (download it from GET .../trainingruns/{name}/model), or have the program write a kubetrain \
          model file named model.json"
     ))
 }
