@@ -115,12 +115,14 @@ pub async fn run(
     };
     // What it printed just before it ended still counts; both pipes share one deadline.
     let drained = tokio::time::Instant::now() + DRAIN;
-    let _ = tokio::time::timeout_at(drained, async {
-        while let Some(line) = next_line(&mut lines).await {
-            relay(&line, config.echo_events, started, progress, &mut ended);
-        }
-    })
-    .await;
+    if lines.is_some() {
+        let _ = tokio::time::timeout_at(drained, async {
+            while let Some(line) = next_line(&mut lines).await {
+                relay(&line, config.echo_events, started, progress, &mut ended);
+            }
+        })
+        .await;
+    }
     ended.status = status.map_err(|e| {
         TrainerError::new(
             ErrorClass::Internal,

@@ -73,6 +73,23 @@ async fn the_attempt_ends_with_the_program_whatever_it_leaves_behind_or_prints()
 }
 
 #[tokio::test]
+async fn a_program_that_closed_its_output_costs_no_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.csv"), "a,label\n1,0\n").unwrap();
+    let script = r#"echo '{"event":"progress","iteration":1,"total":1}'; echo m > "$KUBETRAIN_MODEL_DIR/model.bin""#;
+    let started = Instant::now();
+    run(&config(dir.path(), script), &|_: &Iteration| {})
+        .await
+        .unwrap();
+    // Well under the 5 s the pipes are drained for when something still holds them.
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the attempt took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_failed_program_stores_nothing_and_a_missing_dataset_stops_before_it_starts() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("data.csv"), "a,label\n1,0\n").unwrap();
