@@ -43,6 +43,20 @@ if [[ ! -x $sklearn_venv/bin/python ]] || ! "$sklearn_venv/bin/python" -c 'impor
 fi
 export KUBETRAIN_SKLEARN_VENV="$sklearn_venv"
 
+# Debian's Chromium and its WebDriver run the web UI's browser test (crates/kubetrain/tests/ui.rs).
+if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+  sudo=""
+  [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get update -qq >&2
+  $sudo apt-get install -y -qq chromium chromium-driver >&2
+fi
+export KUBETRAIN_CHROMEDRIVER=${KUBETRAIN_CHROMEDRIVER:-$(command -v chromedriver)}
+export KUBETRAIN_CHROMIUM=${KUBETRAIN_CHROMIUM:-$(command -v chromium)}
+
+step "vendored web assets"
+# The UI's chart library is uPlot as npm publishes it, unchanged.
+tests/tools/check_vendored.sh
+
 step "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

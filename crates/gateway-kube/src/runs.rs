@@ -18,7 +18,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use kubetrain_api::TrainingRun;
 use kubetrain_api::meta::strip_managed_fields;
-use kubetrain_gateway::watch::{Seen, follow};
+use kubetrain_gateway::watch::{RunChange, Seen, follow, namespace_feed};
 use kubetrain_gateway::{BackendError, ListQuery, RunList, Runs, listing};
 use tokio::sync::broadcast;
 use tracing::{debug, info, warn};
@@ -307,6 +307,27 @@ impl Runs for KubeRuns {
             name,
             changes,
             first,
+        ))
+    }
+
+    async fn watch_namespace(
+        &self,
+        namespace: &str,
+    ) -> Result<BoxStream<'static, RunChange>, BackendError> {
+        let namespace = namespace.to_owned();
+        let ours = move |run: &TrainingRun| run.meta().namespace.as_deref() == Some(&namespace);
+        Ok(namespace_feed(
+            self.shared.changes.subscribe(),
+            move |change: &Change| match change {
+                Change::Applied(run) if ours(run) => {
+                    Some(RunChange::Applied(Box::new(run.as_ref().clone())))
+                }
+                Change::Deleted(run) if ours(run) => {
+                    Some(RunChange::Deleted(Box::new(run.as_ref().clone())))
+                }
+                Change::Applied(_) | Change::Deleted(_) => None,
+                Change::Resynced => Some(RunChange::Resync),
+            },
         ))
     }
 

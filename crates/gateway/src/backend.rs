@@ -8,6 +8,8 @@ use kubetrain_api::{Phase, TrainingRun};
 
 pub use kubetrain_api::FieldError;
 
+use crate::watch::RunChange;
+
 /// Everything a backend can answer instead of a run. The routes map each variant to exactly
 /// one HTTP status; [`BackendError::Internal`] text is logged, never returned.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,13 @@ pub trait Runs: Send + Sync + 'static {
         namespace: &str,
         name: &str,
     ) -> Result<BoxStream<'static, TrainingRun>, BackendError>;
+    /// Every change of the runs in `namespace` from now on, starting with
+    /// [`RunChange::Resync`] (list after this returns, and again after every `Resync`); ends
+    /// when the backend shuts down.
+    async fn watch_namespace(
+        &self,
+        namespace: &str,
+    ) -> Result<BoxStream<'static, RunChange>, BackendError>;
     /// Whether the backend can serve requests (watch cache synced, database open).
     async fn ready(&self) -> bool;
 }

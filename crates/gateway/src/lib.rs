@@ -26,7 +26,11 @@
 //!   `<staging>/datasets/<uuid>.csv` → 201 [`DatasetUploaded`] `{"uri", "bytes"}`.
 //! - `POST /train/`, `POST /train`, `GET /status/{task_id}`: the seed API ([`SeedTrainRequest`],
 //!   [`SeedTask`], [`SeedStatus`]).
+//! - `GET .../{name}/summary`: the run's `summary.json` (409 while there is no model).
+//! - `GET /v1/watch/namespaces/{ns}/trainingruns`: every change of the namespace's runs as
+//!   Server-Sent Events (`resync`, `run`, `deleted`; see the route's documentation).
 //! - `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! - `/ui/`: the web UI (static pages calling this API; see the `ui` module).
 //!
 //! # Guarantees
 //! Every non-2xx answer has a JSON [`ErrorBody`]
@@ -45,6 +49,7 @@ mod openapi;
 mod routes;
 mod server;
 mod state;
+mod ui;
 pub mod watch;
 
 use std::any::Any;
@@ -78,6 +83,7 @@ pub use routes::runs::{
 pub use routes::seed::{SEED_LABEL, SeedLabel, SeedResult, SeedStatus, SeedTask, SeedTrainRequest};
 pub use server::{DEFAULT_DRAIN_TIMEOUT, serve, serve_with_drain};
 pub use state::{AppState, GatewayConfig, Limits};
+pub use ui::UI_PATH;
 
 use routes::Class;
 
@@ -99,6 +105,8 @@ pub fn app(state: AppState) -> Router {
             Class::Probe => probes = probes.route(path, endpoint.handler),
         }
     }
+    // The UI's files are static and small: served like the probes, outside the limits.
+    let probes = probes.merge(ui::routes());
     let limited = limited.layer(
         ServiceBuilder::new()
             .layer(HandleErrorLayer::new(middleware_error))

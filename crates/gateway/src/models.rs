@@ -49,22 +49,32 @@ pub(crate) fn model_location(model: &ModelRef) -> Result<Location, ApiError> {
     })
 }
 
-/// A storage error reading the model: missing or forbidden objects are 502 (the run points at
-/// something that is not there), anything else 503 (storage unreachable, retry).
+/// A storage error reading the model: see [`output_read_error`].
 pub(crate) fn storage_error(location: &Location, error: object_store::Error) -> ApiError {
+    output_read_error("model", location, error)
+}
+
+/// A storage error reading `what` (the model, the summary) of a run's output: missing or
+/// forbidden objects are 502 (the run points at something that is not there), anything else
+/// 503 (storage unreachable, retry).
+pub(crate) fn output_read_error(
+    what: &str,
+    location: &Location,
+    error: object_store::Error,
+) -> ApiError {
     let error = location.read_error(error);
     let answer = match error.class() {
         kubetrain_api::ErrorClass::BadInput => ApiError::new(
             StatusCode::BAD_GATEWAY,
             "BadGateway",
             format!(
-                "the model at {} cannot be read from storage (missing or access denied)",
+                "the {what} at {} cannot be read from storage (missing or access denied)",
                 location.uri()
             ),
         ),
         _ => ApiError::unavailable(
             format!(
-                "storage cannot be reached to read the model at {}; retry later",
+                "storage cannot be reached to read the {what} at {}; retry later",
                 location.uri()
             ),
             5,
@@ -72,7 +82,7 @@ pub(crate) fn storage_error(location: &Location, error: object_store::Error) -> 
     };
     answer.logged(
         Fault::Dependency,
-        format!("cannot read a model from storage: {error}"),
+        format!("cannot read a {what} from storage: {error}"),
     )
 }
 

@@ -24,10 +24,11 @@ pub(crate) enum Body {
     AnyJson,
     /// `text/plain`.
     Text,
-    /// `text/event-stream` of `event: run` events whose `data` is JSON with this schema.
+    /// `text/event-stream` of events named one of `events` whose `data` is JSON with this
+    /// schema.
     EventStream {
-        /// The `event:` field of every event.
-        event: &'static str,
+        /// The `event:` field's values.
+        events: &'static [&'static str],
         /// The schema of each event's JSON `data:`.
         data: SchemaFn,
     },
@@ -155,11 +156,21 @@ impl Operation {
     }
 
     pub(crate) fn query_param_integer(self, name: &'static str, description: &'static str) -> Self {
+        self.query_param_range(name, description, u64::from(u32::MAX))
+    }
+
+    /// An integer query parameter from 1 to `maximum`.
+    pub(crate) fn query_param_range(
+        self,
+        name: &'static str,
+        description: &'static str,
+        maximum: u64,
+    ) -> Self {
         self.param(
             name,
             "query",
             description,
-            json!({"type": "integer", "minimum": 1, "maximum": u32::MAX}),
+            json!({"type": "integer", "minimum": 1, "maximum": maximum}),
         )
     }
 
@@ -286,12 +297,12 @@ fn content(body: Body, generator: &mut SchemaGenerator) -> Value {
         Body::Json(schema) => json!({"application/json": {"schema": schema(generator)}}),
         Body::AnyJson => json!({"application/json": {"schema": {}}}),
         Body::Text => json!({"text/plain": {"schema": {"type": "string"}}}),
-        Body::EventStream { event, data } => json!({"text/event-stream": {"schema": {
+        Body::EventStream { events, data } => json!({"text/event-stream": {"schema": {
             "description": "One Server-Sent Event (keep-alive comments aside).",
             "type": "object",
             "required": ["event", "data"],
             "properties": {
-                "event": {"type": "string", "const": event},
+                "event": {"type": "string", "enum": events},
                 "id": {"type": "string", "description": "The run's metadata.resourceVersion."},
                 "data": {
                     "type": "string",

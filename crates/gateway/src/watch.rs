@@ -1,8 +1,8 @@
-//! Following one run through a feed of changes: the algorithm every [`crate::Runs`] backend's
-//! `watch` shares.
+//! Following one run, or every run of a namespace, through a feed of changes: the algorithms
+//! every [`crate::Runs`] backend's `watch` and `watch_namespace` share.
 //!
 //! # Guarantees
-//! The stream starts with the run as it is, then yields each newer version of it once, in
+//! [`follow`]: the stream starts with the run as it is, then yields each newer version of it once, in
 //! order, and ends when the run is deleted or the feed closes. A subscriber that falls behind
 //! the feed (a lagged broadcast receiver), or a feed that was re-listed, re-reads the run
 //! instead of guessing what it missed. Versions are compared as numbers where both are (etcd
@@ -15,6 +15,53 @@ use futures::stream::BoxStream;
 use kube::ResourceExt;
 use kubetrain_api::TrainingRun;
 use tokio::sync::broadcast;
+
+/// A change to one of the runs of a namespace, as [`crate::Runs::watch_namespace`] yields it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunChange {
+    /// The run was created or changed: this is the run now.
+    Applied(Box<TrainingRun>),
+    /// The run was deleted: this is the run as last seen.
+    Deleted(Box<TrainingRun>),
+    /// Changes may have been missed (the stream just started, the subscriber fell behind, or
+    /// the feed was re-listed): list the runs again. Always the first item.
+    Resync,
+}
+
+/// Every change of a namespace's runs: [`RunChange::Resync`] first (the caller lists after
+/// subscribing, so nothing between its list and the stream is lost), then what `see` finds in
+/// `changes` (`None`: not about this namespace), a `Resync` whenever the subscriber fell
+/// behind the feed; ends when the feed closes.
+pub fn namespace_feed<C, See>(
+    changes: broadcast::Receiver<C>,
+    see: See,
+) -> BoxStream<'static, RunChange>
+where
+    C: Clone + Send + 'static,
+    See: Fn(&C) -> Option<RunChange> + Send + 'static,
+{
+    futures::stream::once(async { RunChange::Resync })
+        .chain(futures::stream::unfold(
+            (changes, see),
+            |(mut changes, see)| async move {
+                loop {
+                    match changes.recv().await {
+                        Ok(change) => {
+                            if let Some(change) = see(&change) {
+                                return Some((change, (changes, see)));
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            tracing::debug!(missed, "namespace watch lagged; resync");
+                            return Some((RunChange::Resync, (changes, see)));
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            },
+        ))
+        .boxed()
+}
 
 /// What one item of a change feed says about the followed run.
 #[derive(Debug)]
@@ -161,6 +208,31 @@ mod tests {
         tx.send(Some("relisted")).unwrap();
         let stream = follow(run("5"), rx, see, || async { None });
         assert_eq!(versions(stream).await, ["5"]);
+    }
+
+    #[tokio::test]
+    async fn a_namespace_feed_starts_with_a_resync_and_resyncs_after_lagging() {
+        let (tx, rx) = broadcast::channel::<Item>(2);
+        let see = |item: &Item| match item {
+            Some("other") => None,
+            Some(version) => Some(RunChange::Applied(Box::new(run(version)))),
+            None => Some(RunChange::Deleted(Box::new(run("0")))),
+        };
+        let feed = namespace_feed(rx, see);
+        // Three items into a feed of two: the first is lost, which the subscriber hears of.
+        for item in [Some("6"), Some("other"), None] {
+            tx.send(item).unwrap();
+        }
+        drop(tx);
+        let changes: Vec<RunChange> = feed.collect().await;
+        assert_eq!(
+            changes,
+            [
+                RunChange::Resync,
+                RunChange::Resync,
+                RunChange::Deleted(Box::new(run("0")))
+            ]
+        );
     }
 
     #[test]

@@ -61,12 +61,7 @@ async fn events_start_with_the_current_state_and_end_at_the_terminal_phase() {
     create(&gw, "churn").await;
     let response = gw.send(get(&format!("{RUN}/events"))).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(content_type(&response).starts_with("text/event-stream"));
     // The handler has subscribed before answering, so these changes reach the stream.
     gw.runs.set_status("ml", "churn", in_phase(Phase::Running));
     gw.runs
@@ -674,4 +669,135 @@ async fn shutdown_ends_open_event_streams() {
         .await
         .expect("the connection closes");
     rest.unwrap();
+}
+
+#[tokio::test]
+async fn the_summary_is_served_once_the_run_has_a_model() {
+    let trained = train_three_classes();
+    let gw = gateway();
+    let mut body = run_body("churn");
+    let out = trained.model.uri.trim_end_matches("model.json").to_owned();
+    body["spec"]["output"]["uri"] = json!(out);
+    let (status, created) = gw
+        .json(post_json("/v1/namespaces/ml/trainingruns", &body))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, body) = gw.json(get(&format!("{RUN}/summary"))).await;
+    assert_error(status, &body, StatusCode::CONFLICT);
+
+    gw.runs
+        .set_status("ml", "churn", succeeded_with(&trained.model));
+    let (status, content_type, bytes) = gw.raw(get(&format!("{RUN}/summary"))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/json");
+    let summary: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(summary["model"]["sha256"], trained.model.sha256.as_str());
+    let matrix = summary["metrics"]["confusionMatrix"].as_array().unwrap();
+    assert_eq!(matrix.len(), 3);
+    let history = summary["lossHistory"].as_array().unwrap();
+    assert_eq!(
+        history.last().unwrap()["iteration"],
+        summary["fit"]["iterations"],
+        "the history ends at the last iteration"
+    );
+
+    // A summary that is not what a trainer writes is refused, not passed on.
+    let path = format!("{}summary.json", out.strip_prefix("file://").unwrap());
+    std::fs::write(&path, "[1, 2]").unwrap();
+    let (status, body) = gw.json(get(&format!("{RUN}/summary"))).await;
+    assert_error(status, &body, StatusCode::BAD_GATEWAY);
+    std::fs::remove_file(&path).unwrap();
+    let (status, body) = gw.json(get(&format!("{RUN}/summary"))).await;
+    assert_error(status, &body, StatusCode::BAD_GATEWAY);
+}
+
+/// The next SSE event of a stream that does not end: `(event, data)`.
+async fn next_event(body: &mut Body) -> (String, serde_json::Value) {
+    let mut text = String::new();
+    loop {
+        if let Some(end) = text.find("\n\n") {
+            let block = &text[..end];
+            if block.lines().all(|l| l.starts_with(':')) {
+                text.drain(..end + 2);
+                continue;
+            }
+            let field = |name: &str| -> String {
+                block.lines().filter_map(|l| l.strip_prefix(name)).collect()
+            };
+            return (
+                field("event: "),
+                serde_json::from_str(&field("data: ")).unwrap(),
+            );
+        }
+        let frame = tokio::time::timeout(Duration::from_secs(10), body.frame())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream goes on")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            text.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_namespace_watch_resyncs_first_then_follows_the_runs_it_selects() {
+    let gw = gateway();
+    let response = gw
+        .send(get(
+            "/v1/watch/namespaces/ml/trainingruns?labelSelector=team%3Dfraud",
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(content_type(&response).starts_with("text/event-stream"));
+    let mut body = response.into_body();
+    let labelled = |name: &str, namespace: &str| {
+        let mut run = run_body(name);
+        run["metadata"]["labels"] = json!({"team": "fraud"});
+        (format!("/v1/namespaces/{namespace}/trainingruns"), run)
+    };
+    for (path, run) in [
+        labelled("churn", "ml"),
+        (
+            "/v1/namespaces/ml/trainingruns".to_owned(),
+            run_body("other"),
+        ),
+        labelled("elsewhere", "prod"),
+    ] {
+        let (status, created) = gw.json(post_json(&path, &run)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+    gw.runs.set_status("ml", "churn", in_phase(Phase::Running));
+    let deleted = gw
+        .send(Request::delete(RUN).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(deleted.status(), StatusCode::OK);
+
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let (event, data) = next_event(&mut body).await;
+        let name = data["metadata"]["name"].as_str().unwrap_or("").to_owned();
+        let phase = data["status"]["phase"].as_str().unwrap_or("").to_owned();
+        seen.push(format!("{event} {name} {phase}").trim().to_owned());
+    }
+    assert_eq!(
+        seen,
+        [
+            "resync",
+            "run churn Pending",
+            // Not selected: sent as gone, so a client holding it (labels changed) drops it.
+            "deleted other Pending",
+            "run churn Running",
+            "deleted churn Running",
+        ]
+    );
+
+    let (status, body) = gw
+        .json(get(
+            "/v1/watch/namespaces/ml/trainingruns?labelSelector=%3D%3D",
+        ))
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
+    let (status, body) = gw.json(get("/v1/watch/namespaces/ML/trainingruns")).await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST);
 }

@@ -138,7 +138,8 @@ async fn serve(args: GatewayArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "serving the kubetrain API");
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, ui = kubetrain_gateway::UI_PATH, "serving the kubetrain API and its web UI");
     let router = kubetrain_gateway::app(AppState::new(backend, auth, config));
     kubetrain_gateway::serve(listener, router, crate::shutdown::signal())
         .await

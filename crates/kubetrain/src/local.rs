@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use kubetrain_api::invocation::StorageEnv;
 use kubetrain_gateway::{
-    AppState, Authorizer, GatewayConfig, NoAuth, StaticTokens, check_no_auth_address,
+    AppState, Authorizer, GatewayConfig, NoAuth, StaticTokens, UI_PATH, check_no_auth_address,
 };
 use kubetrain_local::{Config, LocalRuns};
 use kubetrain_storage::Location;
@@ -147,8 +147,18 @@ async fn serve(args: LocalArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // For people: where to point a browser (a wildcard address is reachable as loopback).
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    eprintln!(
+        "kubetrain local: the REST API at http://{host}/, the web UI at http://{host}{UI_PATH}"
+    );
     tracing::info!(
-        addr = %listener.local_addr()?,
+        %addr,
         data_dir = %data_dir.display(),
         storage = %storage_uri,
         workers,

@@ -43,6 +43,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kubetrain_api::TrainingRun;
 use kubetrain_api::invocation::StorageEnv;
+use kubetrain_gateway::watch::{RunChange, namespace_feed};
 use kubetrain_gateway::{BackendError, ListQuery, RunList, Runs, listing};
 use rand::Rng;
 
@@ -346,6 +347,26 @@ impl Runs for LocalRuns {
         Ok(self
             .inner
             .watch_stream(key(namespace, name), current, events))
+    }
+
+    async fn watch_namespace(
+        &self,
+        namespace: &str,
+    ) -> Result<BoxStream<'static, RunChange>, BackendError> {
+        let namespace = namespace.to_owned();
+        Ok(namespace_feed(
+            self.inner.subscribe(),
+            move |event: &Event| {
+                (event.key.0 == namespace).then(|| {
+                    let run = Box::new(event.run.clone());
+                    if event.deleted {
+                        RunChange::Deleted(run)
+                    } else {
+                        RunChange::Applied(run)
+                    }
+                })
+            },
+        ))
     }
 
     async fn ready(&self) -> bool {

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod data;
 pub mod error;
 pub mod fingerprint;
+pub mod history;
 pub mod labels;
 pub mod least_squares;
 pub mod memory;

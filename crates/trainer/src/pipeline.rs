@@ -27,6 +27,7 @@ use crate::blocking::block_on;
 use crate::cache::{self, DatasetCache};
 use crate::data::{ColumnSelection, Table, parse_csv};
 use crate::error::TrainError;
+use crate::history::Recorder;
 use crate::labels;
 use crate::metrics::{Evaluation, RegressionMetrics};
 use crate::progress::ProgressSink;
@@ -108,17 +109,19 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
         table,
         validation: validation_input.map(|(table, _)| table),
     };
+    let recorder = Recorder::new(sink);
     let trained = match &config.algorithm {
         AlgorithmConfig::LogisticRegression { solver, params } => {
-            classification::fit(config, *solver, params, inputs, &pool, sink)?
+            classification::fit(config, *solver, params, inputs, &pool, &recorder)?
         }
         AlgorithmConfig::LinearRegression(params) => {
-            regression::fit(config, params, inputs, &pool, sink)?
+            regression::fit(config, params, inputs, &pool, &recorder)?
         }
         AlgorithmConfig::GradientBoostedTrees(_) | AlgorithmConfig::RandomForest(_) => {
-            trees::fit(config, inputs, &pool, sink)?
+            trees::fit(config, inputs, &pool, &recorder)?
         }
     };
+    let loss_history = recorder.finish();
     let fit = clock.elapsed();
     let fit_peak = measured.and_then(|()| crate::memory::peak_bytes());
     let features = trained.model.feature_names().to_vec();
@@ -154,6 +157,7 @@ pub fn train(config: &TrainConfig, sink: &dyn ProgressSink) -> Result<TrainSumma
             .collect(),
         evaluated_on: trained.evaluated_on,
         fit: trained.fit,
+        loss_history,
         timings: Timings {
             fit_peak_memory_bytes: fit_peak,
             ..Timings::new(read, parse, fit, started.elapsed())

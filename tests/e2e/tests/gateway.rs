@@ -335,6 +335,21 @@ async fn rest_run_streams_downloads_and_predicts(
         model.sha256
     );
 
+    // The summary, as the trainer wrote it next to the model.
+    let (status, summary) = gateway.get(&format!("{runs}/churn/summary"), token).await?;
+    ensure!(status == StatusCode::OK, "summary: {status} {summary}");
+    ensure!(
+        summary["model"]["sha256"] == model.sha256.as_str()
+            && summary["metrics"]["confusionMatrix"]
+                .as_array()
+                .map(Vec::len)
+                == Some(2)
+            && summary["lossHistory"]
+                .as_array()
+                .is_some_and(|h| !h.is_empty()),
+        "summary: {summary}"
+    );
+
     // predict through the gateway == kubetrain predict with the downloaded model.
     let (rows, _) = read_csv("breast_cancer_test.csv")?;
     let (status, predicted) = gateway
@@ -552,6 +567,50 @@ async fn cancel_list_and_delete(
     token: &str,
 ) -> Result<String> {
     let runs = format!("/v1/namespaces/{}/trainingruns", ns.name);
+    // The namespace watch (the web UI's live list) follows everything below from the cache.
+    let watch = gateway
+        .get_ok(
+            &format!(
+                "/v1/watch/namespaces/{}/trainingruns?labelSelector=purpose%3Dheld&timeoutSeconds=300",
+                ns.name
+            ),
+            token,
+        )
+        .await?;
+    let mut watch = watch.bytes_stream();
+    let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let watcher = tokio::spawn(async move {
+        let mut buffer = String::new();
+        while let Some(Ok(chunk)) = watch.next().await {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let field = |name: &str| -> String {
+                    block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix(name))
+                        .map(str::trim_start)
+                        .collect()
+                };
+                let data: Value = serde_json::from_str(&field("data:")).unwrap_or_default();
+                let phase = data["status"]["phase"].as_str().unwrap_or("-");
+                let name = data["metadata"]["name"].as_str().unwrap_or("-");
+                if seen_tx
+                    .send(format!("{} {name} {phase}", field("event:")))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    let first = tokio::time::timeout(DEFAULT_TIMEOUT, seen_rx.recv())
+        .await
+        .context("the namespace watch sent nothing")?;
+    ensure!(
+        first.as_deref() == Some("resync - -"),
+        "first event: {first:?}"
+    );
     for name in ["held-a", "held-b", "held-c"] {
         let mut body = run_body(name, &env.bucket, &ns.name, json!({"suspend": true}));
         body["metadata"]["labels"] = json!({"purpose": "held"});
@@ -632,7 +691,30 @@ async fn cancel_list_and_delete(
         Ok((status == StatusCode::NOT_FOUND).then_some(()))
     })
     .await?;
-    Ok("list pages/selector, cancel -> Cancelled, delete -> 404".to_owned())
+    let mut seen = Vec::new();
+    let expected = ["run held-a Cancelled", "deleted held-b", "run held-c"];
+    let followed = tokio::time::timeout(DEFAULT_TIMEOUT, async {
+        while let Some(event) = seen_rx.recv().await {
+            seen.push(event);
+            if expected
+                .iter()
+                .all(|e| seen.iter().any(|s| s.starts_with(e)))
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    watcher.abort();
+    ensure!(
+        followed == Ok(true),
+        "the namespace watch missed changes; it sent {seen:?}"
+    );
+    Ok(format!(
+        "list pages/selector, cancel -> Cancelled, delete -> 404, namespace watch {} events",
+        seen.len() + 1
+    ))
 }
 
 /// schemathesis (PyPI) from `/openapi.json`: no 5xx, and every answer (4xx included) has the
@@ -659,6 +741,8 @@ response_schema_conformance.enabled = true
 [parameters]
 "path.namespace" = "{namespace}"
 "path.name" = "churn"
+# The namespace watch stays open until its timeout: one second per generated call.
+"query.timeoutSeconds" = 1
 "#
     );
     std::fs::write(&config, toml)?;

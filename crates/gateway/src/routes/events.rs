@@ -35,7 +35,7 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     authorize_run(&state, &headers, "get", &namespace, &name).await?;
     let runs = state.backend.watch(&namespace, &name).await?;
-    let events = until_terminal(runs).map(|run| Ok::<_, Infallible>(event(&run)));
+    let events = until_terminal(runs).map(|run| Ok::<_, Infallible>(run_event(&run, EVENT_NAME)));
     let stopping = async move {
         match shutdown {
             Some(axum::Extension(signal)) => signal.wait().await,
@@ -65,12 +65,13 @@ fn until_terminal(
     })
 }
 
-fn event(run: &TrainingRun) -> Event {
+/// `event: <name>`, `id: <resourceVersion>`, `data: <the run as JSON>`.
+pub(crate) fn run_event(run: &TrainingRun, name: &str) -> Event {
     let data = serde_json::to_string(run).unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot serialize a run for SSE");
         "{}".to_owned()
     });
-    let event = Event::default().event(EVENT_NAME).data(data);
+    let event = Event::default().event(name).data(data);
     match run.metadata.resource_version.as_deref() {
         // `Event::id` refuses line breaks and NUL; a resourceVersion never has them.
         Some(version) if !version.contains(['\n', '\r', '\0']) => event.id(version),

@@ -3,13 +3,16 @@
 
 use axum::http::{HeaderMap, Method};
 use axum::routing::{MethodRouter, delete, get, post};
+use kubetrain_api::{ModelRef, TrainingRun};
 
 use crate::backend::{Access, Caller};
 use crate::error::ApiError;
 use crate::extract::bearer_token;
+use crate::models::ready_model;
 use crate::openapi::{Body, Operation, TrainingRunDoc, json, json_schema};
 use crate::state::AppState;
 
+pub(crate) mod changes;
 pub(crate) mod datasets;
 pub(crate) mod events;
 pub(crate) mod model;
@@ -17,6 +20,7 @@ pub(crate) mod predict;
 pub(crate) mod probes;
 pub(crate) mod runs;
 pub(crate) mod seed;
+pub(crate) mod summary;
 
 /// How the server bounds an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +125,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                      Succeeded, Failed or Cancelled, or when the run is deleted.",
                 )
                 .reply(200, "The event stream.", Body::EventStream {
-                    event: events::EVENT_NAME,
+                    events: &[events::EVENT_NAME],
                     data: json_schema::<TrainingRunDoc>,
                 })
                 .errors(run_errors),
@@ -139,6 +143,39 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 .errors(&[400, 401, 403, 404, 409, 500, 502, 503]),
             class: Streaming,
             handler: get(model::download),
+        },
+        Endpoint {
+            operation: Operation::new(Method::GET, "/v1/namespaces/{namespace}/trainingruns/{name}/summary", "getSummary", "runs")
+                .summary("Read the run's summary.json: metrics (with the confusion matrix), feature weights, loss per iteration, dataset, timings")
+                .description(
+                    "Read from <spec.output.uri>/summary.json, written after the model. 409 while \
+                     the run has no model. A custom run's summary is the one `kubetrain exec` \
+                     wrote (its files with their sha256, the program's metrics).",
+                )
+                .reply(200, "The summary as the trainer wrote it.", Body::AnyJson)
+                .errors(&[400, 401, 403, 404, 409, 500, 502, 503, 504]),
+            class: Bounded,
+            handler: get(summary::summary),
+        },
+        Endpoint {
+            operation: Operation::new(Method::GET, "/v1/watch/namespaces/{namespace}/trainingruns", "watchTrainingRuns", "runs")
+                .summary("Follow every run of a namespace: Server-Sent Events of their changes")
+                .description(
+                    "`event: resync` (data `{}`) first and whenever changes may have been missed: \
+                     list the runs again. `event: run` (`id: <resourceVersion>`, data: the run) \
+                     replaces the run of that name; `event: deleted` (data: the run as last seen) \
+                     removes it, also when it no longer matches labelSelector. Needs permission \
+                     to watch trainingruns in the namespace.",
+                )
+                .query_param("labelSelector", "Only runs whose labels match, e.g. app=churn,tier!=dev.")
+                .query_param_range("timeoutSeconds", "End the stream after this many seconds (the default and most: 1800); open it again to go on.", changes::MAX_TIMEOUT_SECONDS)
+                .reply(200, "The event stream.", Body::EventStream {
+                    events: &[changes::RESYNC_EVENT, events::EVENT_NAME, changes::DELETED_EVENT],
+                    data: json_schema::<TrainingRunDoc>,
+                })
+                .errors(&[400, 401, 403, 500, 503]),
+            class: Streaming,
+            handler: get(changes::changes),
         },
         Endpoint {
             operation: Operation::new(Method::POST, "/v1/namespaces/{namespace}/trainingruns/{name}/predict", "predict", "runs")
@@ -260,6 +297,20 @@ pub(crate) async fn authorize_run(
     check_namespace(namespace)?;
     check_name(name)?;
     authorize(state, headers, verb, namespace, Some(name)).await
+}
+
+/// The run `namespace/name` the caller may `get`, with its `status.model` (409 while it has
+/// none): what every route about a run's model starts with.
+pub(crate) async fn run_with_model(
+    state: &AppState,
+    headers: &HeaderMap,
+    namespace: &str,
+    name: &str,
+) -> Result<(TrainingRun, ModelRef), ApiError> {
+    authorize_run(state, headers, "get", namespace, name).await?;
+    let run = state.backend.get(namespace, name).await?;
+    let model = ready_model(&run)?.clone();
+    Ok((run, model))
 }
 
 /// A namespace must be a DNS-1123 label (what Kubernetes accepts).

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use object_store::ObjectStoreExt;
 
 use crate::error::ApiError;
-use crate::models::{model_location, model_mismatch, ready_model, storage_error};
-use crate::routes::authorize_run;
+use crate::models::{model_location, model_mismatch, storage_error};
+use crate::routes::run_with_model;
 use crate::state::AppState;
 
 /// The header carrying the model's sha256 (lowercase hex).
@@ -26,9 +26,8 @@ pub(crate) async fn download(
     Path((namespace, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize_run(&state, &headers, "get", &namespace, &name).await?;
-    let run = state.backend.get(&namespace, &name).await?;
-    let model = ready_model(&run)?;
+    let (_, model) = run_with_model(&state, &headers, &namespace, &name).await?;
+    let model = &model;
     let location = model_location(model)?;
     let object = location
         .store()

@@ -21,8 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::models::ready_model;
-use crate::routes::authorize_run;
+use crate::routes::run_with_model;
 use crate::state::AppState;
 
 /// Rows to classify.
@@ -59,9 +58,8 @@ pub(crate) async fn predict(
     headers: HeaderMap,
     ApiJson(request): ApiJson<PredictRequest>,
 ) -> Result<Json<PredictResponse>, ApiError> {
-    authorize_run(&state, &headers, "get", &namespace, &name).await?;
-    let run = state.backend.get(&namespace, &name).await?;
-    let reference = ready_model(&run)?;
+    let (run, reference) = run_with_model(&state, &headers, &namespace, &name).await?;
+    let reference = &reference;
     let model = match &run.spec.custom {
         None => state.models.get(reference).await?,
         // A custom program's model is in its own format (a pickle, a state dict): read it

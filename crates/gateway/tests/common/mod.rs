@@ -11,6 +11,7 @@ use axum::http::{Request, Response, StatusCode};
 use futures::stream::BoxStream;
 use http_body_util::BodyExt;
 use kubetrain_api::{TrainingRun, TrainingRunStatus};
+use kubetrain_gateway::watch::{RunChange, namespace_feed};
 use kubetrain_gateway::{
     AppState, Authorizer, BackendError, FieldError, GatewayConfig, ListQuery, NoAuth, RunList, Runs,
 };
@@ -25,7 +26,8 @@ type Key = (String, String);
 pub struct FakeRuns {
     runs: Mutex<BTreeMap<Key, TrainingRun>>,
     version: AtomicU64,
-    changes: broadcast::Sender<(Key, Option<TrainingRun>)>,
+    /// Each change: the run's key, the run, whether it was deleted.
+    changes: broadcast::Sender<(Key, TrainingRun, bool)>,
     pub unavailable: AtomicBool,
     pub not_ready: AtomicBool,
     /// When set, `get` waits for a permit of this semaphore (after counting itself in
@@ -63,7 +65,7 @@ impl FakeRuns {
         let version = self.version.fetch_add(1, Ordering::SeqCst);
         run.metadata.resource_version = Some(version.to_string());
         self.runs.lock().unwrap().insert(key.clone(), run.clone());
-        let _ = self.changes.send((key, Some(run.clone())));
+        let _ = self.changes.send((key, run.clone(), false));
         run
     }
 
@@ -173,7 +175,7 @@ impl Runs for FakeRuns {
             .unwrap()
             .remove(&key)
             .ok_or_else(|| not_found(namespace, name))?;
-        let _ = self.changes.send((key, None));
+        let _ = self.changes.send((key, run.clone(), true));
         Ok(run)
     }
 
@@ -198,8 +200,8 @@ impl Runs for FakeRuns {
             async move {
                 loop {
                     match receiver.recv().await {
-                        Ok((changed, run)) if changed == key => {
-                            return run.map(|run| (run, receiver));
+                        Ok((changed, run, deleted)) if changed == key => {
+                            return (!deleted).then_some((run, receiver));
                         }
                         Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(broadcast::error::RecvError::Closed) => return None,
@@ -212,12 +214,41 @@ impl Runs for FakeRuns {
         ))
     }
 
+    async fn watch_namespace(
+        &self,
+        namespace: &str,
+    ) -> Result<BoxStream<'static, RunChange>, BackendError> {
+        self.check()?;
+        let namespace = namespace.to_owned();
+        Ok(namespace_feed(
+            self.changes.subscribe(),
+            move |(key, run, deleted): &(Key, TrainingRun, bool)| {
+                (key.0 == namespace).then(|| {
+                    if *deleted {
+                        RunChange::Deleted(Box::new(run.clone()))
+                    } else {
+                        RunChange::Applied(Box::new(run.clone()))
+                    }
+                })
+            },
+        ))
+    }
+
     async fn ready(&self) -> bool {
         !self.not_ready.load(Ordering::SeqCst)
     }
 }
 
 use futures::StreamExt;
+
+/// The answer's Content-Type ("" when there is none).
+pub fn content_type(response: &Response<Body>) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
 
 /// A gateway over a fresh fake backend.
 pub struct Gateway {
@@ -247,11 +278,7 @@ impl Gateway {
     pub async fn raw(&self, request: Request<Body>) -> (StatusCode, String, bytes::Bytes) {
         let response = self.send(request).await;
         let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
+        let content_type = content_type(&response);
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         (status, content_type, bytes)
     }

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod server;
+
 /// A dataset in `tests/data`, as an absolute path.
 pub fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{AlgorithmConfig, TrainConfig, Validation};
 use crate::fingerprint::Fingerprint;
+use crate::history::LossPoint;
 use crate::metrics::Evaluation;
 
 /// How many of the weightiest features go into the run's status.
@@ -132,6 +133,10 @@ pub struct TrainSummary {
     pub feature_weights: Vec<FeatureWeight>,
     /// How the fit ended.
     pub fit: FitSummary,
+    /// Training (and validation) loss per iteration as progress reported it, at most
+    /// [`crate::history::MAX_POINTS`] evenly spaced points ending at the last iteration.
+    #[serde(default)]
+    pub loss_history: Vec<LossPoint>,
     /// Timings.
     pub timings: Timings,
 }
@@ -145,6 +150,7 @@ pub(super) struct Parts<'a> {
     pub feature_weights: Vec<FeatureWeight>,
     pub evaluated_on: &'static str,
     pub fit: FitSummary,
+    pub loss_history: Vec<LossPoint>,
     pub timings: Timings,
 }
 
@@ -245,6 +251,7 @@ impl TrainSummary {
             metrics: parts.metrics,
             feature_weights: parts.feature_weights,
             fit: parts.fit,
+            loss_history: parts.loss_history,
             timings: parts.timings,
         }
     }

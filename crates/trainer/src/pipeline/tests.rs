@@ -83,6 +83,13 @@ fn trains_writes_model_and_summary_then_predicts() {
     assert_eq!(written["dataset"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(written["model"]["sha256"], summary.model.sha256);
     assert!(written["timings"]["fitSeconds"].as_f64().unwrap() > 0.0);
+    // The loss per iteration, as progress reported it: one point per iteration here, ending
+    // at the objective the summary reports.
+    let history = written["lossHistory"].as_array().unwrap();
+    assert_eq!(history.len() as u64, summary.fit.iterations.unwrap());
+    let last = history.last().unwrap();
+    assert_eq!(last["iteration"], summary.fit.iterations.unwrap());
+    assert!((last["loss"].as_f64().unwrap() - summary.training_loss()).abs() < 1e-6);
 
     let predictions = predict(&PredictConfig {
         model: out.join("model.json").to_str().unwrap().into(),
