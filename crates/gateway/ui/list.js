@@ -98,6 +98,9 @@ function render() {
   });
   document.querySelector('#runs tbody').replaceChildren(...rows);
   document.getElementById('empty').hidden = shown.length > 0;
+  if (rows.length && !performance.getEntriesByName('kubetrain:first-rows').length) {
+    performance.mark('kubetrain:first-rows');
+  }
 }
 
 follow(`/v1/watch/namespaces/${encodeURIComponent(ns)}/trainingruns${labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : ''}`,

@@ -90,6 +90,7 @@ const METRICS = [
 ];
 
 function render(run) {
+  if (!current) performance.mark('kubetrain:first-render');
   current = run;
   const status = run.status || {};
   const phase = phaseOf(run);

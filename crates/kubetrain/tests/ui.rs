@@ -147,6 +147,15 @@ async fn type_into(client: &Client, locator: Locator<'_>, text: &str) {
         .unwrap();
 }
 
+/// Milliseconds from the start of the page's navigation to the performance mark `name`.
+async fn mark(client: &Client, name: &str) -> f64 {
+    let expression = format!("performance.getEntriesByName('{name}')[0]?.startTime");
+    eventually(name, 30, || async {
+        js(client, &expression).await.as_f64()
+    })
+    .await
+}
+
 async fn screenshot(client: &Client, name: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/screenshots/ui");
     std::fs::create_dir_all(&dir).unwrap();
@@ -480,6 +489,7 @@ async fn a_person_follows_runs_in_the_browser() {
     )
     .await;
     screenshot(&client, "6-runs").await;
+    let list_ms = mark(&client, "kubetrain:first-rows").await;
 
     // Without a mouse: Tab reaches a run's link, Enter opens it.
     let mut reached = false;
@@ -524,5 +534,17 @@ async fn a_person_follows_runs_in_the_browser() {
         "the page scrolls sideways by {overflow}px"
     );
     screenshot(&client, "7-run-phone").await;
+    let run_ms = mark(&client, "kubetrain:first-render").await;
+    let bytes = js(
+        &client,
+        "performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation')).reduce((sum, e) => sum + e.decodedBodySize, 0)",
+    )
+    .await;
+    // For the README: how long until a person sees data, on this machine (debug build).
+    eprintln!(
+        "UI timings: runs list shows its rows {list_ms:.0} ms after navigation starts; the run \
+         page shows the run {run_ms:.0} ms after (summary included later); the run page \
+         loaded {bytes} bytes of HTML, scripts and styles (API answers included)"
+    );
     client.close().await.unwrap();
 }
