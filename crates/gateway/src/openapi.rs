@@ -25,12 +25,14 @@ pub(crate) enum Body {
     /// `text/plain`.
     Text,
     /// `text/event-stream` of events named one of `events` whose `data` is JSON with this
-    /// schema.
+    /// schema, except the `empty` events, whose `data` is `{}`.
     EventStream {
         /// The `event:` field's values.
         events: &'static [&'static str],
         /// The schema of each event's JSON `data:`.
         data: SchemaFn,
+        /// The events (among `events`) that carry `{}` as their data.
+        empty: &'static [&'static str],
     },
     /// `text/csv`, any bytes.
     Csv,
@@ -297,21 +299,36 @@ fn content(body: Body, generator: &mut SchemaGenerator) -> Value {
         Body::Json(schema) => json!({"application/json": {"schema": schema(generator)}}),
         Body::AnyJson => json!({"application/json": {"schema": {}}}),
         Body::Text => json!({"text/plain": {"schema": {"type": "string"}}}),
-        Body::EventStream { events, data } => json!({"text/event-stream": {"schema": {
-            "description": "One Server-Sent Event (keep-alive comments aside).",
-            "type": "object",
-            "required": ["event", "data"],
-            "properties": {
-                "event": {"type": "string", "enum": events},
-                "id": {"type": "string", "description": "The run's metadata.resourceVersion."},
-                "data": {
-                    "type": "string",
-                    "contentMediaType": "application/json",
-                    "contentSchema": data(generator),
+        Body::EventStream {
+            events,
+            data,
+            empty,
+        } => {
+            let data = if empty.is_empty() {
+                json!(data(generator))
+            } else {
+                json!({"anyOf": [data(generator), {
+                    "description": format!("The data of {}: nothing.", empty.join(", ")),
+                    "type": "object",
+                    "maxProperties": 0,
+                }]})
+            };
+            json!({"text/event-stream": {"schema": {
+                "description": "One Server-Sent Event (keep-alive comments aside).",
+                "type": "object",
+                "required": ["event", "data"],
+                "properties": {
+                    "event": {"type": "string", "enum": events},
+                    "id": {"type": "string", "description": "The run's metadata.resourceVersion."},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": data,
+                    },
+                    "retry": {"type": "integer"},
                 },
-                "retry": {"type": "integer"},
-            },
-        }}}),
+            }}})
+        }
         Body::Csv => {
             json!({"text/csv": {"schema": {"type": "string", "format": "binary", "minLength": 1}}})
         }

@@ -202,7 +202,7 @@ async fn release_serves(env: &TestEnv, ns: &TestNamespace, ports: Ports) -> Resu
 
     // The gateway's pod runs our binary as `kubetrain gateway` and answers what its probes ask.
     let gateway_pod = running_pod(ns, GATEWAY_SELECTOR).await?;
-    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json", "/ui/"] {
         wait_for(
             &format!(
                 "the gateway's {path} to answer 200 on port {}",

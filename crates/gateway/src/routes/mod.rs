@@ -127,6 +127,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 .reply(200, "The event stream.", Body::EventStream {
                     events: &[events::EVENT_NAME],
                     data: json_schema::<TrainingRunDoc>,
+                    empty: &[],
                 })
                 .errors(run_errors),
             class: Streaming,
@@ -172,6 +173,7 @@ pub(crate) fn endpoints() -> Vec<Endpoint> {
                 .reply(200, "The event stream.", Body::EventStream {
                     events: &[changes::RESYNC_EVENT, events::EVENT_NAME, changes::DELETED_EVENT],
                     data: json_schema::<TrainingRunDoc>,
+                    empty: &[changes::RESYNC_EVENT],
                 })
                 .errors(&[400, 401, 403, 500, 503]),
             class: Streaming,
