@@ -2,7 +2,7 @@
 // change and adds a point to the loss curve per iteration; once the run has a model, its
 // summary (GET .../summary) gives the whole loss history, the confusion matrix and the weights.
 import {
-  ApiError, TERMINAL, algorithmOf, api, apiJson, describe, follow, h, namespace, newer, notice,
+  ApiError, TERMINAL, api, apiJson, describe, follow, h, namespace, newer, notice,
   number, percentOf, phaseBadge, phaseOf, query, rememberNamespace, runPath,
 } from './app.js';
 
@@ -32,7 +32,9 @@ function drawCurve() {
     : `Loss per iteration: ${curve.iterations.length} points; at iteration ${curve.iterations[last]} ` +
       `training loss ${curve.loss[last] === null ? 'unknown' : number(curve.loss[last])}` +
       (curve.validation[last] === null ? '' : `, validation loss ${number(curve.validation[last])}`);
-  if (typeof uPlot === 'undefined') return;
+  // No axes over an empty box: the plot appears with the first point.
+  plotElement.hidden = last < 0;
+  if (typeof uPlot === 'undefined' || last < 0) return;
   if (!plot) {
     const width = Math.max(280, plotElement.clientWidth || 600);
     plot = new uPlot({
@@ -138,8 +140,7 @@ function render(run) {
     h('th', { scope: 'row' }, c.type), h('td', {}, c.status), h('td', {}, c.reason || ''),
     h('td', {}, c.message || ''), h('td', {}, c.lastTransitionTime || '')));
   document.querySelector('#conditions tbody').replaceChildren(...conditions);
-  document.getElementById('spec').textContent = JSON.stringify(
-    { algorithm: algorithmOf(run), ...run.spec }, null, 2);
+  document.getElementById('spec').textContent = JSON.stringify(run.spec, null, 2);
   document.getElementById('cancel').hidden = TERMINAL.has(phase) || run.spec.cancel === true;
   document.getElementById('delete').hidden = false;
   if (model && !summaryShown) {
