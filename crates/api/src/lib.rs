@@ -30,8 +30,8 @@ pub use exit_code::ErrorClass;
 pub use report::{Iteration, TrainerEvent, TrainerResults};
 pub use spec::{
     Algorithm, AlgorithmRef, CustomCode, DataFormat, DatasetSpec, GradientBoostedTrees,
-    LinearRegression, LogisticRegression, OutputSpec, RandomForest, SecretReference, StorageSpec,
-    Task, TrainerRef, TrainingRun, TrainingRunSpec,
+    LinearRegression, LogisticRegression, OutputSpec, RandomForest, SUMMARY_FILE, SecretReference,
+    StorageSpec, Task, TrainerRef, TrainingRun, TrainingRunSpec,
 };
 pub use status::{
     DatasetSummary, FeatureWeight, Metrics, ModelRef, Phase, Progress, TrainerError,

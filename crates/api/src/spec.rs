@@ -299,6 +299,10 @@ impl DataFormat {
     }
 }
 
+/// The summary's object name under [`OutputSpec::uri`], written last by the built-in trainer
+/// and by `kubetrain exec` (the completion marker of a run's output), read by the gateway.
+pub const SUMMARY_FILE: &str = "summary.json";
+
 /// Where the model goes.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]

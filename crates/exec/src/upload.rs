@@ -18,7 +18,7 @@ use crate::program::Ended;
 use crate::signals::{StopSignals, stopped};
 
 /// The summary kubetrain writes beside the model files.
-pub const SUMMARY: &str = "summary.json";
+pub use kubetrain_api::SUMMARY_FILE as SUMMARY;
 
 /// What was stored.
 #[derive(Debug, Clone)]

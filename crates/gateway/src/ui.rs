@@ -15,6 +15,7 @@
 //! `crates/gateway/ui/vendor/` (its MIT licence beside it; `tests/run.sh` checks it against
 //! the npm release).
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use axum::Router;
@@ -104,15 +105,16 @@ static ASSETS: [Asset; 7] = [
     asset!("uPlot.min.css", "vendor/uplot-1.6.32/uPlot.min.css", CSS),
 ];
 
-/// A file as served: its bytes and `ETag` (`"<first 16 hex digits of the sha256>"`).
+/// A file as served: its bytes (an asset's borrowed from the binary, a page's assembled) and
+/// `ETag` (`"<first 16 hex digits of the sha256>"`).
 struct Served {
     content_type: &'static str,
-    bytes: Vec<u8>,
+    bytes: Cow<'static, [u8]>,
     etag: String,
 }
 
 impl Served {
-    fn new(content_type: &'static str, bytes: Vec<u8>) -> Self {
+    fn new(content_type: &'static str, bytes: Cow<'static, [u8]>) -> Self {
         let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&bytes))[..16]);
         Served {
             content_type,
@@ -140,7 +142,7 @@ static PAGES: LazyLock<Vec<Served>> = LazyLock::new(|| {
                 .replace("{{runs-current}}", current(""))
                 .replace("{{new-current}}", current("new"))
                 .replace("{{main}}", page.main);
-            Served::new(HTML, html.into_bytes())
+            Served::new(HTML, Cow::Owned(html.into_bytes()))
         })
         .collect()
 });
@@ -149,7 +151,7 @@ static PAGES: LazyLock<Vec<Served>> = LazyLock::new(|| {
 static SERVED_ASSETS: LazyLock<Vec<Served>> = LazyLock::new(|| {
     ASSETS
         .iter()
-        .map(|a| Served::new(a.content_type, a.bytes.to_vec()))
+        .map(|a| Served::new(a.content_type, Cow::Borrowed(a.bytes)))
         .collect()
 });
 
@@ -205,7 +207,7 @@ fn serve(file: &'static Served, request: &HeaderMap) -> Response {
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        file.bytes.as_slice().into_response()
+        file.bytes.as_ref().into_response()
     };
     let headers = response.headers_mut();
     headers.insert(

@@ -42,17 +42,27 @@ impl From<&Iteration> for LossPoint {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Sampled {
     points: Vec<LossPoint>,
+    /// Keep every `stride`-th report (at least 1).
     stride: u64,
     seen: u64,
     last: Option<LossPoint>,
 }
 
 impl Sampled {
+    fn new() -> Self {
+        Sampled {
+            points: Vec::new(),
+            stride: 1,
+            seen: 0,
+            last: None,
+        }
+    }
+
     fn add(&mut self, point: LossPoint) {
-        if self.seen.is_multiple_of(self.stride.max(1)) {
+        if self.seen.is_multiple_of(self.stride) {
             if self.points.len() == MAX_POINTS {
                 // Keep points 0, 2, 4, ...: still every stride-th report, at twice the stride.
                 let mut index = 0;
@@ -60,9 +70,9 @@ impl Sampled {
                     index += 1;
                     index % 2 == 1
                 });
-                self.stride = self.stride.max(1) * 2;
+                self.stride *= 2;
             }
-            if self.seen.is_multiple_of(self.stride.max(1)) {
+            if self.seen.is_multiple_of(self.stride) {
                 self.points.push(point.clone());
             }
         }
@@ -94,10 +104,7 @@ impl<'a> Recorder<'a> {
     pub fn new(inner: &'a dyn ProgressSink) -> Self {
         Recorder {
             inner,
-            sampled: Mutex::new(Sampled {
-                stride: 1,
-                ..Sampled::default()
-            }),
+            sampled: Mutex::new(Sampled::new()),
         }
     }
 

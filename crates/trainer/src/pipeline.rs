@@ -47,7 +47,7 @@ pub use summary::{FitSummary, ModelFile, Timings, TrainSummary, TrainingData};
 /// Name of the model object under the output prefix.
 pub const MODEL_FILE: &str = "model.json";
 /// Name of the summary object under the output prefix.
-pub const SUMMARY_FILE: &str = "summary.json";
+pub use kubetrain_api::SUMMARY_FILE;
 
 /// Train a model as `config` says and write it and its summary under `config.output`.
 ///

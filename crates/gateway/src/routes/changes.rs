@@ -16,19 +16,18 @@
 //! `resync`), or when the server shuts down; comments (`:`) every 15 s keep idle connections
 //! alive through proxies.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
+use axum::response::sse::Event;
 use futures::StreamExt;
 use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::listing::LabelSelector;
-use crate::routes::events::{EVENT_NAME, run_event};
+use crate::routes::events::{EVENT_NAME, event_stream, run_event};
 use crate::routes::{authorize, check_namespace};
 use crate::server::ShutdownSignal;
 use crate::state::AppState;
@@ -81,22 +80,8 @@ pub(crate) async fn changes(
         .transpose()?;
     authorize(&state, &headers, "watch", &namespace, None).await?;
     let changes = state.backend.watch_namespace(&namespace).await?;
-    let events = changes.map(move |change| Ok::<_, Infallible>(event(change, selector.as_ref())));
-    let stopping = async move {
-        let shutdown = async move {
-            match shutdown {
-                Some(axum::Extension(signal)) => signal.wait().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = shutdown => {}
-            () = tokio::time::sleep(timeout) => {}
-        }
-    };
-    Ok(Sse::new(events.take_until(stopping))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    let events = changes.map(move |change| event(change, selector.as_ref()));
+    Ok(event_stream(events, shutdown, tokio::time::sleep(timeout)))
 }
 
 fn event(change: RunChange, selector: Option<&LabelSelector>) -> Event {

@@ -10,6 +10,7 @@
 //! Cancelled), when the run is deleted, and when the server shuts down.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -35,17 +36,33 @@ pub(crate) async fn events(
 ) -> Result<Response, ApiError> {
     authorize_run(&state, &headers, "get", &namespace, &name).await?;
     let runs = state.backend.watch(&namespace, &name).await?;
-    let events = until_terminal(runs).map(|run| Ok::<_, Infallible>(run_event(&run, EVENT_NAME)));
+    let events = until_terminal(runs).map(|run| run_event(&run, EVENT_NAME));
+    Ok(event_stream(events, shutdown, std::future::pending()))
+}
+
+/// The SSE answer of `events`: a keep-alive comment every 15 s; ends with `events`, when `stop`
+/// completes, or when the server shuts down (`shutdown`).
+pub(crate) fn event_stream(
+    events: impl Stream<Item = Event> + Send + 'static,
+    shutdown: Option<axum::Extension<ShutdownSignal>>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> Response {
     let stopping = async move {
-        match shutdown {
-            Some(axum::Extension(signal)) => signal.wait().await,
-            None => std::future::pending().await,
+        let shutdown = async move {
+            match shutdown {
+                Some(axum::Extension(signal)) => signal.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown => {}
+            () = stop => {}
         }
     };
-    let events = events.take_until(stopping);
-    Ok(Sse::new(events)
+    let events = events.map(Ok::<_, Infallible>).take_until(stopping);
+    Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+        .into_response()
 }
 
 /// The runs up to and including the first one in a terminal phase; the stream ends right

@@ -27,8 +27,7 @@ pub(crate) async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (_, model) = run_with_model(&state, &headers, &namespace, &name).await?;
-    let model = &model;
-    let location = model_location(model)?;
+    let location = model_location(&model)?;
     let object = location
         .store()
         .get(location.path())
@@ -36,7 +35,7 @@ pub(crate) async fn download(
         .map_err(|e| storage_error(&location, e))?;
     if object.meta.size != model.bytes {
         return Err(model_mismatch(
-            model,
+            &model,
             format!(
                 "it has {} bytes, the run's status says {}",
                 object.meta.size, model.bytes

@@ -59,9 +59,8 @@ pub(crate) async fn predict(
     ApiJson(request): ApiJson<PredictRequest>,
 ) -> Result<Json<PredictResponse>, ApiError> {
     let (run, reference) = run_with_model(&state, &headers, &namespace, &name).await?;
-    let reference = &reference;
     let model = match &run.spec.custom {
-        None => state.models.get(reference).await?,
+        None => state.models.get(&reference).await?,
         // A custom program's model is in its own format (a pickle, a state dict): read it
         // only when it could be a kubetrain model file, and answer what it is otherwise.
         Some(_) if !reference.uri.ends_with(".json") => {
@@ -69,7 +68,7 @@ pub(crate) async fn predict(
         }
         Some(_) => state
             .models
-            .get(reference)
+            .get(&reference)
             .await
             .map_err(|error| match error.status() {
                 axum::http::StatusCode::BAD_GATEWAY => {

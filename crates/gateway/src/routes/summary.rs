@@ -10,6 +10,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use kubetrain_api::SUMMARY_FILE;
 use kubetrain_storage::Location;
 use object_store::ObjectStoreExt;
 
@@ -18,8 +19,6 @@ use crate::models::output_read_error;
 use crate::routes::run_with_model;
 use crate::state::AppState;
 
-/// The file name of the summary under the run's output prefix.
-pub const SUMMARY_FILE: &str = "summary.json";
 /// The largest summary served (a summary lists every feature's weight: 16 MiB is ~100,000
 /// features).
 pub const MAX_SUMMARY_BYTES: u64 = 16 * 1024 * 1024;
